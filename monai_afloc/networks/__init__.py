@@ -10,3 +10,23 @@
 # limitations under the License.
 
 from __future__ import annotations
+
+from .nets import (
+    SUPPORTED_IMAGE_BACKBONES,
+    AFLoc,
+    AFLocImageEncoder,
+    AFLocTextEncoder,
+    afloc_default,
+    minilm_model_path,
+    pool_words_and_sentences,
+)
+
+__all__ = [
+    "AFLoc",
+    "AFLocImageEncoder",
+    "AFLocTextEncoder",
+    "SUPPORTED_IMAGE_BACKBONES",
+    "afloc_default",
+    "minilm_model_path",
+    "pool_words_and_sentences",
+]

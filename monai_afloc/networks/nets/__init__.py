@@ -10,3 +10,17 @@
 # limitations under the License.
 
 from __future__ import annotations
+
+from .afloc import AFLoc, afloc_default
+from .image_encoder import SUPPORTED_IMAGE_BACKBONES, AFLocImageEncoder
+from .text_encoder import AFLocTextEncoder, minilm_model_path, pool_words_and_sentences
+
+__all__ = [
+    "AFLoc",
+    "AFLocImageEncoder",
+    "AFLocTextEncoder",
+    "SUPPORTED_IMAGE_BACKBONES",
+    "afloc_default",
+    "minilm_model_path",
+    "pool_words_and_sentences",
+]
