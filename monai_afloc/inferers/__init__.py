@@ -8,5 +8,8 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-
 from __future__ import annotations
+
+from .similarity import gaussian_kernel1d, gaussian_smooth2d, rescale_to_unit_range, similarity_map, upsample_maps
+
+__all__ = ["gaussian_kernel1d", "gaussian_smooth2d", "rescale_to_unit_range", "similarity_map", "upsample_maps"]
