@@ -8,5 +8,8 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-
 from __future__ import annotations
+
+from .array import HeatmapToBoxes, HeatmapToMask, heatmap_to_boxes, heatmap_to_mask
+
+__all__ = ["HeatmapToBoxes", "HeatmapToMask", "heatmap_to_boxes", "heatmap_to_mask"]

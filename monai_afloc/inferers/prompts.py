@@ -1,0 +1,134 @@
+# Copyright (c) monai_afloc contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+Default prompt sets for zero-shot classification and localization, and prompt cleaning.
+
+Templates are our own, in the style of CheXzero/BioViL prompt engineering: several phrasings per finding are
+embedded, averaged and normalised. Findings cover the 14 CheXpert labels and the pathologies of MS-CXR, RSNA
+Pneumonia, SIIM-ACR Pneumothorax and COVID Rural.
+"""
+
+from __future__ import annotations
+
+import re
+
+from monai_afloc.transforms.text.array import clean_report
+
+__all__ = [
+    "CHEXPERT_FINDINGS",
+    "MS_CXR_FINDINGS",
+    "DEFAULT_FINDING_PROMPTS",
+    "LOCALIZATION_PROMPT_TEMPLATE",
+    "clean_prompt",
+    "finding_prompts",
+]
+
+#: the default localization prompt of the annotated readers
+LOCALIZATION_PROMPT_TEMPLATE = "Findings suggesting {category}."
+
+CHEXPERT_FINDINGS = (
+    "No Finding",
+    "Enlarged Cardiomediastinum",
+    "Cardiomegaly",
+    "Lung Opacity",
+    "Lung Lesion",
+    "Edema",
+    "Consolidation",
+    "Pneumonia",
+    "Atelectasis",
+    "Pneumothorax",
+    "Pleural Effusion",
+    "Pleural Other",
+    "Fracture",
+    "Support Devices",
+)
+
+MS_CXR_FINDINGS = (
+    "Atelectasis",
+    "Cardiomegaly",
+    "Consolidation",
+    "Edema",
+    "Lung Opacity",
+    "Pleural Effusion",
+    "Pneumonia",
+    "Pneumothorax",
+)
+
+# finding -> the words a radiologist would use for it (first is the canonical phrase)
+_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "Enlarged Cardiomediastinum": ("enlarged cardiomediastinum", "widened mediastinum"),
+    "Cardiomegaly": ("cardiomegaly", "enlarged heart", "enlarged cardiac silhouette"),
+    "Lung Opacity": ("lung opacity", "pulmonary opacity", "airspace opacity"),
+    "Lung Lesion": ("lung lesion", "pulmonary nodule", "lung mass"),
+    "Edema": ("pulmonary edema", "edema", "interstitial edema"),
+    "Consolidation": ("consolidation", "airspace consolidation", "lobar consolidation"),
+    "Pneumonia": ("pneumonia", "infectious consolidation", "airspace disease compatible with pneumonia"),
+    "Atelectasis": ("atelectasis", "subsegmental atelectasis", "volume loss"),
+    "Pneumothorax": ("pneumothorax", "pleural air", "collapsed lung"),
+    "Pleural Effusion": ("pleural effusion", "pleural fluid", "effusion"),
+    "Pleural Other": ("pleural thickening", "pleural abnormality", "pleural scarring"),
+    "Fracture": ("rib fracture", "fracture", "osseous fracture"),
+    "Support Devices": ("support devices", "endotracheal tube", "central venous catheter"),
+    "COVID-19": ("covid 19 pneumonia", "multifocal opacities", "bilateral peripheral opacities"),
+    "Nodule": ("nodule", "pulmonary nodule", "small round opacity"),
+}
+
+_POSITIVE_TEMPLATES = ("{}", "there is {}", "findings consistent with {}", "{} is present")
+_NEGATIVE_TEMPLATES = ("no {}", "there is no {}", "no evidence of {}", "{} is absent")
+
+
+def finding_prompts(finding: str, synonyms: tuple[str, ...] | None = None) -> dict[str, list[str]]:
+    """Positive and negative prompt lists for ``finding`` (its known synonyms, or its lower-cased name)."""
+    if not isinstance(finding, str) or not finding.strip():
+        raise ValueError(f"finding must be a non-empty string, got {finding!r}.")
+    words = synonyms or _SYNONYMS.get(finding, (finding.lower(),))
+    return {
+        "positive": [t.format(w) for w in words for t in _POSITIVE_TEMPLATES],
+        "negative": [t.format(w) for w in words for t in _NEGATIVE_TEMPLATES],
+    }
+
+
+def _default_prompts() -> dict[str, dict[str, list[str]]]:
+    out = {f: finding_prompts(f) for f in CHEXPERT_FINDINGS if f != "No Finding"}
+    out["No Finding"] = {
+        "positive": ["no acute cardiopulmonary process", "the lungs are clear", "normal chest radiograph"],
+        "negative": ["acute cardiopulmonary process", "abnormal chest radiograph", "there are abnormal findings"],
+    }
+    out["COVID-19"] = finding_prompts("COVID-19")
+    out["Nodule"] = finding_prompts("Nodule")
+    return out
+
+
+#: finding -> {"positive": [...], "negative": [...]}: CheXpert's 14, plus COVID-19 and Nodule
+DEFAULT_FINDING_PROMPTS: dict[str, dict[str, list[str]]] = _default_prompts()
+
+
+def clean_prompt(prompt: str) -> str:
+    """
+    Clean a free-text prompt as the reference cleans an inference prompt: report cleaning, sentences joined by " ".
+
+    The reference drops one-word pieces; for a one-word prompt ("cardiomegaly") that would leave nothing, so the
+    prompt's lower-cased ASCII word tokens are kept instead.
+
+    Raises:
+        TypeError: if ``prompt`` is not a str.
+        ValueError: if the prompt holds no word at all (empty, punctuation only).
+    """
+    if not isinstance(prompt, str):
+        raise TypeError(f"a prompt must be a str, got {type(prompt).__name__}.")
+    sentences = clean_report(prompt, allow_empty=True)
+    if sentences:
+        return " ".join(sentences)
+    tokens = [t.encode("ascii", "ignore").decode("ascii") for t in re.findall(r"\w+", prompt.lower())]
+    tokens = [t for t in tokens if t]
+    if not tokens:
+        raise ValueError(f"empty prompt: {prompt!r} holds no word.")
+    return " ".join(tokens)
