@@ -9,4 +9,82 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
+"""Report (text) transforms for AFLoc: cleaning, sentence sampling, joining, tokenizing, negation handling."""
+
 from __future__ import annotations
+
+from .array import (
+    TOKENIZER_KEYS,
+    JoinSentences,
+    NegationFilter,
+    RandSentenceSample,
+    ReportToSentences,
+    TokenizeText,
+    clean_report,
+)
+from .dictionary import (
+    JoinSentencesd,
+    JoinSentencesD,
+    JoinSentencesDict,
+    NegationFilterd,
+    NegationFilterD,
+    NegationFilterDict,
+    RandSentenceSampled,
+    RandSentenceSampleD,
+    RandSentenceSampleDict,
+    ReportToSentencesd,
+    ReportToSentencesD,
+    ReportToSentencesDict,
+    TokenizeTextd,
+    TokenizeTextD,
+    TokenizeTextDict,
+)
+from .negation import (
+    NEGATION_FILLER,
+    NEGATION_POST_TRIGGERS,
+    NEGATION_PRE_TRIGGERS,
+    NEGATION_PSEUDO_TRIGGERS,
+    NEGATION_SCOPE_STOPS,
+    NEGATION_TERMINATORS,
+    NEGATION_TWO_SIDED_TRIGGERS,
+    NegationMode,
+    canonical_negation,
+    is_negated,
+    negated_findings,
+)
+
+__all__ = [
+    "TOKENIZER_KEYS",
+    "clean_report",
+    "ReportToSentences",
+    "JoinSentences",
+    "RandSentenceSample",
+    "TokenizeText",
+    "NegationFilter",
+    "ReportToSentencesd",
+    "ReportToSentencesD",
+    "ReportToSentencesDict",
+    "JoinSentencesd",
+    "JoinSentencesD",
+    "JoinSentencesDict",
+    "RandSentenceSampled",
+    "RandSentenceSampleD",
+    "RandSentenceSampleDict",
+    "TokenizeTextd",
+    "TokenizeTextD",
+    "TokenizeTextDict",
+    "NegationFilterd",
+    "NegationFilterD",
+    "NegationFilterDict",
+    "NegationMode",
+    "NEGATION_PRE_TRIGGERS",
+    "NEGATION_POST_TRIGGERS",
+    "NEGATION_TWO_SIDED_TRIGGERS",
+    "NEGATION_PSEUDO_TRIGGERS",
+    "NEGATION_TERMINATORS",
+    "NEGATION_SCOPE_STOPS",
+    "NEGATION_FILLER",
+    "is_negated",
+    "negated_findings",
+    "canonical_negation",
+]
