@@ -9,4 +9,72 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
+"""
+Readers of real data sets in their published formats, returning MONAI data dicts (lists of dicts for
+``monai.data.Dataset`` / ``CacheDataset``), plus the run-length codes their masks use.
+"""
+
 from __future__ import annotations
+
+from monai_afloc.data.classification import CHESTXRAY14_FINDINGS, chestxray14_datalist, chexpert_datalist
+from monai_afloc.data.generic import annotated_datalist, image_text_datalist
+from monai_afloc.data.localization import (
+    chestxray8_bbox_datalist,
+    chexlocalize_datalist,
+    chexlocalize_image_path,
+    covid_rural_datalist,
+    ms_cxr_datalist,
+    rsna_pneumonia_datalist,
+    siim_pneumothorax_datalist,
+)
+from monai_afloc.data.mimic import (
+    CHEXPERT_FINDINGS,
+    REPORT_SECTIONS,
+    UNCERTAIN_POLICIES,
+    mimic_cxr_datalist,
+    parse_report_sections,
+    select_report_text,
+)
+from monai_afloc.data.rle import (
+    DecodeRLEMaskD,
+    DecodeRLEMaskd,
+    DecodeRLEMaskDict,
+    coco_rle_decode,
+    coco_rle_encode,
+    decode_mask,
+    rle_decode_relative,
+    rle_encode_relative,
+)
+from monai_afloc.data.utils import DEFAULT_PROMPT_TEMPLATE, default_prompt, resolve_table_path
+
+__all__ = [
+    "DEFAULT_PROMPT_TEMPLATE",
+    "default_prompt",
+    "resolve_table_path",
+    "CHEXPERT_FINDINGS",
+    "CHESTXRAY14_FINDINGS",
+    "REPORT_SECTIONS",
+    "UNCERTAIN_POLICIES",
+    "parse_report_sections",
+    "select_report_text",
+    "mimic_cxr_datalist",
+    "ms_cxr_datalist",
+    "rsna_pneumonia_datalist",
+    "siim_pneumothorax_datalist",
+    "chexlocalize_datalist",
+    "chexlocalize_image_path",
+    "chestxray8_bbox_datalist",
+    "covid_rural_datalist",
+    "chexpert_datalist",
+    "chestxray14_datalist",
+    "image_text_datalist",
+    "annotated_datalist",
+    "rle_decode_relative",
+    "rle_encode_relative",
+    "coco_rle_decode",
+    "coco_rle_encode",
+    "decode_mask",
+    "DecodeRLEMaskd",
+    "DecodeRLEMaskD",
+    "DecodeRLEMaskDict",
+]
