@@ -18,7 +18,7 @@ import unittest
 
 import torch
 
-__all__ = ["TINY_VOCAB", "make_tiny_tokenizer", "make_tiny_bert", "SkipIfNoModule"]
+__all__ = ["TINY_VOCAB", "make_tiny_tokenizer", "make_tiny_bert", "SkipIfNoModule", "write_dx_dicom", "BrightnessAFLoc"]
 
 _SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 _PUNCT = [".", ",", ":", ";", "-", "/", "(", ")"]
@@ -74,3 +74,90 @@ class SkipIfNoModule:
 
     def __call__(self, obj):
         return unittest.skipIf(self.missing, f"optional module not present: {self.module_name}")(obj)
+
+
+def write_dx_dicom(path: str, pixels, photometric: str = "MONOCHROME2", bits: int = 16, window=None) -> str:
+    """Write a single-frame DX DICOM of ``pixels`` ([rows, cols] integers) with pydicom (2.4 and 3.x)."""
+    import numpy as np
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    arr = np.asarray(pixels).astype(np.uint16 if bits == 16 else np.uint8)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.Modality, ds.PatientName, ds.PatientID = "DX", "Test^Synthetic", "TEST001"
+    ds.ViewPosition = "PA"
+    ds.Rows, ds.Columns = arr.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.BitsAllocated = ds.BitsStored = bits
+    ds.HighBit, ds.PixelRepresentation = bits - 1, 0
+    ds.PixelSpacing = ds.ImagerPixelSpacing = [0.139, 0.139]
+    if window is not None:
+        ds.WindowCenter, ds.WindowWidth = window
+    ds.PixelData = arr.tobytes()
+    if hasattr(ds, "save_as") and "enforce_file_format" in ds.save_as.__code__.co_varnames:
+        ds.save_as(path, enforce_file_format=True)
+    else:  # pydicom 2.x
+        ds.is_little_endian, ds.is_implicit_VR = True, False
+        ds.save_as(path, write_like_original=False)
+    return path
+
+
+class _BrightnessImageEncoder(torch.nn.Module):
+    """Region embedding = mean intensity of each cell of a ``grid``×``grid`` partition (D = 1)."""
+
+    embed_dim = 1
+
+    def __init__(self, grid: int = 19):
+        super().__init__()
+        self.grid = grid
+        self.dummy = torch.nn.Parameter(torch.zeros(()))  # gives the module a device
+
+    def forward(self, image):
+        cells = torch.nn.functional.adaptive_avg_pool2d(image[:, :1], self.grid) + 0 * self.dummy
+        return {
+            "image_words": torch.nn.functional.adaptive_avg_pool2d(image[:, :1], 2 * self.grid),
+            "image_sentences": cells,
+            "image_report": cells.flatten(1).mean(1, keepdim=True),
+        }
+
+
+class _ConstantTextEncoder(torch.nn.Module):
+    """Every prompt embeds to the 1-vector, so a heatmap equals the (smoothed) image brightness."""
+
+    embed_dim = 1
+
+    def __init__(self):
+        super().__init__()
+        self.tokenizer = make_tiny_tokenizer()
+        self.calls = 0
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, word_ids=None):
+        self.calls += 1
+        b, t = input_ids.shape
+        ones = torch.ones(b, 1)
+        return {
+            "text_words": torch.ones(b, 1, t),
+            "word_lengths": attention_mask.sum(1) - 1,
+            "text_sentences": torch.ones(b, 1, t),
+            "sentence_lengths": torch.ones(b, dtype=torch.long),
+            "text_report": ones,
+        }
+
+    def tokenize(self, texts, max_length=None):
+        return self.tokenizer(texts, padding="max_length", max_length=max_length or 97, truncation=True, return_tensors="pt")
+
+
+def BrightnessAFLoc(grid: int = 19):
+    """A hand-built AFLoc whose heatmap for any prompt is the image brightness (for geometry tests)."""
+    from monai_afloc.networks.nets import AFLoc
+
+    return AFLoc(_BrightnessImageEncoder(grid), _ConstantTextEncoder()).eval()

@@ -10,6 +10,32 @@
 # limitations under the License.
 from __future__ import annotations
 
+from .localizer import PromptEncoder, TextPromptLocalizer, prepare_images
+from .prompts import (
+    CHEXPERT_FINDINGS,
+    DEFAULT_FINDING_PROMPTS,
+    LOCALIZATION_PROMPT_TEMPLATE,
+    MS_CXR_FINDINGS,
+    clean_prompt,
+    finding_prompts,
+)
 from .similarity import gaussian_kernel1d, gaussian_smooth2d, rescale_to_unit_range, similarity_map, upsample_maps
+from .zero_shot import ZeroShotClassifier
 
-__all__ = ["gaussian_kernel1d", "gaussian_smooth2d", "rescale_to_unit_range", "similarity_map", "upsample_maps"]
+__all__ = [
+    "CHEXPERT_FINDINGS",
+    "DEFAULT_FINDING_PROMPTS",
+    "LOCALIZATION_PROMPT_TEMPLATE",
+    "MS_CXR_FINDINGS",
+    "PromptEncoder",
+    "TextPromptLocalizer",
+    "ZeroShotClassifier",
+    "clean_prompt",
+    "finding_prompts",
+    "gaussian_kernel1d",
+    "gaussian_smooth2d",
+    "prepare_images",
+    "rescale_to_unit_range",
+    "similarity_map",
+    "upsample_maps",
+]

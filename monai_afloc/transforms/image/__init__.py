@@ -9,4 +9,84 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
+"""Image transforms for AFLoc: grayscale loading, reference resize/pad/crop, equalization, geometry mapping."""
+
 from __future__ import annotations
+
+from .array import (
+    IMAGE_FORMATS,
+    RESIZE_INTERPOLATIONS,
+    AFLocImagePreprocess,
+    CenterCropFrame,
+    EqualizeHistogram,
+    LoadGrayscaleImage,
+    ResizeLongestSidePad,
+    equalize_histogram,
+    resize_inter_area,
+    scale_by_max_to_uint8,
+)
+from .dictionary import (
+    AFLocImagePreprocessD,
+    AFLocImagePreprocessd,
+    AFLocImagePreprocessDict,
+    CenterCropFrameD,
+    CenterCropFramed,
+    CenterCropFrameDict,
+    EqualizeHistogramD,
+    EqualizeHistogramd,
+    EqualizeHistogramDict,
+    LoadGrayscaleImageD,
+    LoadGrayscaleImaged,
+    LoadGrayscaleImageDict,
+    ResizeLongestSidePadD,
+    ResizeLongestSidePadd,
+    ResizeLongestSidePadDict,
+)
+from .geometry import (
+    GEOMETRY_META_KEY,
+    ORIGINAL_SIZE_META_KEY,
+    PreprocessGeometry,
+    center_crop_offset,
+    frame_boxes_to_original,
+    frame_to_original,
+    longest_side_resize_shape,
+    original_boxes_to_frame,
+    valid_frame_mask,
+)
+
+__all__ = [
+    "IMAGE_FORMATS",
+    "RESIZE_INTERPOLATIONS",
+    "GEOMETRY_META_KEY",
+    "ORIGINAL_SIZE_META_KEY",
+    "scale_by_max_to_uint8",
+    "resize_inter_area",
+    "equalize_histogram",
+    "LoadGrayscaleImage",
+    "ResizeLongestSidePad",
+    "EqualizeHistogram",
+    "CenterCropFrame",
+    "AFLocImagePreprocess",
+    "LoadGrayscaleImaged",
+    "LoadGrayscaleImageD",
+    "LoadGrayscaleImageDict",
+    "ResizeLongestSidePadd",
+    "ResizeLongestSidePadD",
+    "ResizeLongestSidePadDict",
+    "CenterCropFramed",
+    "CenterCropFrameD",
+    "CenterCropFrameDict",
+    "EqualizeHistogramd",
+    "EqualizeHistogramD",
+    "EqualizeHistogramDict",
+    "AFLocImagePreprocessd",
+    "AFLocImagePreprocessD",
+    "AFLocImagePreprocessDict",
+    "PreprocessGeometry",
+    "longest_side_resize_shape",
+    "center_crop_offset",
+    "valid_frame_mask",
+    "frame_to_original",
+    "original_boxes_to_frame",
+    "frame_boxes_to_original",
+]

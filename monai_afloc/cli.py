@@ -1,0 +1,163 @@
+# Copyright (c) monai_afloc contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+Command line: ``monai-afloc localize|classify ...`` (also ``python -m monai_afloc ...``).
+
+Bad input (missing file, corrupt image, 3D volume, empty prompt) gives one line on stderr and a non-zero exit;
+other images of the same call are still processed and reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main", "build_parser"]
+
+logger = logging.getLogger("monai_afloc")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="+", help="image files: DICOM, PNG/JPG (8/16-bit, gray or RGB) or 2D NIfTI")
+    p.add_argument("--checkpoint", required=True, help="an AFLoc release .ckpt or a monai_afloc checkpoint folder")
+    p.add_argument("--text-model", default=None, help="override the checkpoint's text model (local folder or hub id)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="monai-afloc", description="AFLoc text-prompted localization for MONAI.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    loc = sub.add_parser("localize", help="heatmaps, masks and boxes for free-text prompts")
+    _add_model_args(loc)
+    loc.add_argument("--prompt", action="append", required=True, help="a free-text prompt (repeatable)")
+    loc.add_argument("--threshold", type=float, default=0.5, help="mask/box threshold on the [-1, 1] heatmap")
+    loc.add_argument("--sigma", type=float, default=1.5, help="Gaussian smoothing in grid cells")
+    loc.add_argument("--no-overlay", action="store_true", help="skip the overlay PNGs")
+    cls = sub.add_parser("classify", help="zero-shot probabilities per finding")
+    _add_model_args(cls)
+    cls.add_argument("--findings", nargs="+", default=None, help="finding names (default: CheXpert's 14 and more)")
+    cls.add_argument("--mode", choices=("prompt", "heatmap"), default="prompt")
+    return parser
+
+
+def _safe_name(path: str) -> str:
+    base = os.path.basename(path)
+    for ext in (".nii.gz", ".dcm", ".png", ".jpg", ".jpeg", ".nii", ".dicom"):
+        if base.lower().endswith(ext):
+            return base[: -len(ext)]
+    return os.path.splitext(base)[0] or base
+
+
+def _progress(items: Sequence[str], quiet: bool):
+    if quiet:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc="images", unit="img", file=sys.stderr)
+
+
+def _load_network(args: argparse.Namespace):
+    import torch
+
+    from monai_afloc.checkpoint import load_afloc_checkpoint
+
+    net = load_afloc_checkpoint(args.checkpoint, text_model_name_or_path=args.text_model, map_location="cpu")
+    return net.to(torch.device(args.device)).eval()
+
+
+def _localize_one(loc, path: str, name: str, args: argparse.Namespace) -> dict:
+    from monai_afloc.apps.outputs import save_heatmaps_nifti, save_mask_png, save_overlay, save_result_json
+    from monai_afloc.transforms.image.array import LoadGrayscaleImage
+
+    out = loc(path, args.prompt, return_masks=True, return_boxes=True, threshold=args.threshold)
+    folder = os.path.join(args.out, name)
+    os.makedirs(folder, exist_ok=True)
+    heatmaps, masks = out["heatmaps"][0], out["masks"][0]
+    save_heatmaps_nifti(os.path.join(folder, "heatmaps.nii.gz"), heatmaps)
+    image = None if args.no_overlay else LoadGrayscaleImage()(path)
+    files = []
+    for k, prompt in enumerate(args.prompt):
+        entry = {"prompt": prompt, "score": float(out["scores"][0, k]), "boxes": out["boxes"][0][k]}
+        entry["mask"] = save_mask_png(os.path.join(folder, f"mask_{k:02d}.png"), masks[k])
+        if image is not None:
+            entry["overlay"] = save_overlay(
+                os.path.join(folder, f"overlay_{k:02d}.png"), image, heatmaps[k], title=prompt, boxes=entry["boxes"]
+            )
+        files.append(entry)
+    result = {"image": path, "size": list(heatmaps.shape[-2:]), "threshold": out["threshold"], "prompts": files}
+    save_result_json(os.path.join(folder, "result.json"), result)
+    return result
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        net = _load_network(args)
+    except Exception as e:  # a checkpoint of the wrong kind, missing, unsafe: nothing to do
+        print(f"error: checkpoint {args.checkpoint}: {e}", file=sys.stderr)
+        return 2
+    os.makedirs(args.out, exist_ok=True)
+    failures = 0
+    if args.command == "localize":
+        from monai_afloc.inferers.localizer import TextPromptLocalizer
+
+        try:
+            loc = TextPromptLocalizer(net, sigma=args.sigma, threshold=args.threshold)
+            loc.prompt_encoder(args.prompt)  # validates the prompts once, before any image
+        except (TypeError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        used: set[str] = set()
+        for path in _progress(args.images, args.quiet):
+            name = _safe_name(path)  # one output folder per image; a repeated stem gets a suffix
+            stem, n = name, 1
+            while name in used:
+                name, n = f"{stem}_{n}", n + 1
+            used.add(name)
+            try:
+                _localize_one(loc, path, name, args)
+            except Exception as e:  # one line per bad image, the others go on
+                failures += 1
+                print(f"error: {path}: {type(e).__name__}: {e}", file=sys.stderr)
+    else:
+        from monai_afloc.apps.outputs import save_result_json
+        from monai_afloc.inferers.zero_shot import ZeroShotClassifier
+
+        try:
+            clf = ZeroShotClassifier(net, findings=args.findings, mode=args.mode)
+        except (TypeError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        rows = {}
+        for path in _progress(args.images, args.quiet):
+            try:
+                res = clf(path)
+                rows[path] = dict(zip(res["findings"], res["scores"][0].tolist()))
+            except Exception as e:
+                failures += 1
+                print(f"error: {path}: {type(e).__name__}: {e}", file=sys.stderr)
+        save_result_json(os.path.join(args.out, "classification.json"), {"mode": args.mode, "results": rows})
+    return 1 if failures else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``monai-afloc``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return _run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+# Copyright (c) monai_afloc contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+Text-prompted localization and zero-shot classification with an :class:`~monai_afloc.networks.nets.AFLoc` network.
+
+Inferers in MONAI style: settings in ``__init__``, ``__call__(images, prompts)``. Each image is encoded once for
+all its prompts; prompt embeddings are cached by their cleaned text. The maths lives in
+:mod:`monai_afloc.inferers.similarity` (pure functions).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from monai_afloc.inferers.prompts import clean_prompt
+from monai_afloc.inferers.similarity import rescale_to_unit_range, similarity_map, upsample_maps
+from monai_afloc.transforms.image.array import AFLocImagePreprocess
+from monai_afloc.transforms.image.geometry import (
+    GEOMETRY_META_KEY,
+    PreprocessGeometry,
+    frame_to_original,
+    valid_frame_mask,
+)
+from monai_afloc.transforms.post.array import heatmap_to_boxes
+from monai_afloc.utils.enums import AFLocKeys
+
+__all__ = ["PromptEncoder", "prepare_images", "TextPromptLocalizer"]
+
+
+class PromptEncoder:
+    """
+    Encode free-text prompts to ``[K, D]`` vectors with an AFLoc text encoder, caching by cleaned text.
+
+    Args:
+        network: an ``AFLoc`` (its ``encode_text`` is used) or an ``AFLocTextEncoder``.
+        tokenizer: a Hugging Face tokenizer; default the text encoder's own.
+        max_length: token sequence length (97 in the reference).
+        text_key: which text output is the prompt vector (``text_report`` in the reference).
+        cache_size: number of prompt vectors kept (least recently used dropped); 0 disables the cache.
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        tokenizer: Any = None,
+        max_length: int = 97,
+        text_key: str = AFLocKeys.TEXT_REPORT,
+        cache_size: int = 4096,
+    ) -> None:
+        if not isinstance(network, nn.Module):
+            raise TypeError(f"network must be an AFLoc or AFLocTextEncoder module, got {type(network).__name__}.")
+        self.network = network
+        self.tokenizer = tokenizer if tokenizer is not None else getattr(network, "tokenizer", None)
+        if self.tokenizer is None:
+            raise ValueError("no tokenizer: pass tokenizer= or use a network whose text encoder has one.")
+        if not isinstance(max_length, int) or max_length < 2:
+            raise ValueError(f"max_length must be an int >= 2, got {max_length!r}.")
+        if not isinstance(cache_size, int) or cache_size < 0:
+            raise ValueError(f"cache_size must be an int >= 0, got {cache_size!r}.")
+        self.max_length = max_length
+        self.text_key = text_key
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def _encode(self, texts: list[str]) -> torch.Tensor:
+        enc = self.tokenizer(
+            texts, padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        device = next(self.network.parameters()).device
+        batch = {k: enc[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+        encode = getattr(self.network, "encode_text", self.network)
+        with torch.no_grad():
+            return encode(**batch)[self.text_key].float()
+
+    def __call__(self, prompts: str | Sequence[str]) -> torch.Tensor:
+        """Return ``[K, D]`` prompt vectors (cleaned as the reference cleans an inference prompt)."""
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        if not isinstance(prompts, Sequence) or len(prompts) == 0:
+            raise ValueError(f"prompts must be a non-empty str or sequence of str, got {prompts!r}.")
+        cleaned = [clean_prompt(p) for p in prompts]
+        missing = list(dict.fromkeys(t for t in cleaned if t not in self._cache))
+        fresh = dict(zip(missing, self._encode(missing))) if missing else {}
+        out = torch.stack([fresh[t] if t in fresh else self._cache[t] for t in cleaned])
+        if self.cache_size:
+            for t in cleaned:
+                self._cache[t] = fresh.get(t, self._cache.get(t))
+                self._cache.move_to_end(t)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return out
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+
+def _to_gray(image: torch.Tensor) -> torch.Tensor:
+    """[C, H, W] -> [1, H, W] (ITU-R 601 luminance for 3 channels), rescaled by its max to uint8 values [0, 255]."""
+    image = image.float()
+    if image.shape[0] == 3:
+        image = (0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]).unsqueeze(0)
+    elif image.shape[0] != 1:
+        raise ValueError(f"tensor images must have 1 or 3 channels, got {image.shape[0]}.")
+    if bool(torch.isnan(image).any()):
+        raise ValueError("tensor image holds NaN values.")
+    image = image - image.amin().clamp_max(0)  # negative values shifted to 0
+    peak = image.amax()
+    return torch.round(image * (255.0 / peak)).clamp(0, 255) if peak > 0 else image
+
+
+def prepare_images(
+    images: Any, preprocess: AFLocImagePreprocess, rescale_tensors: bool = True
+) -> tuple[torch.Tensor, list[PreprocessGeometry], list[str | None]]:
+    """
+    Turn a path, a list of paths, or a tensor batch ``[B, C, H, W]`` of raw images into network frames.
+
+    Tensor images are in their original geometry; with ``rescale_tensors`` each is rescaled by its maximum to
+    [0, 255] (the rule the reference applies to DICOM pixel data), so any intensity range works.
+
+    Returns:
+        ``frames [B, 3, S, S]``, one :class:`PreprocessGeometry` per image, and the source names (paths or None).
+    """
+    if isinstance(images, (str, os.PathLike)):
+        images = [images]
+    if isinstance(images, torch.Tensor):
+        if images.ndim == 3:
+            images = images.unsqueeze(0)
+        if images.ndim != 4:
+            raise ValueError(f"tensor images must be [B, C, H, W] or [C, H, W], got shape {tuple(images.shape)}.")
+        items: list[Any] = [_to_gray(im) if rescale_tensors else im.float()[:1] for im in images]
+        names: list[str | None] = [None] * len(items)
+    elif isinstance(images, Sequence) and len(images) > 0 and all(isinstance(p, (str, os.PathLike)) for p in images):
+        items = [os.fspath(p) for p in images]
+        names = list(items)
+    else:
+        raise TypeError(
+            f"images must be a path, a non-empty list of paths or a [B, C, H, W] tensor, got {type(images).__name__}."
+        )
+    frames, geometries = [], []
+    for item in items:
+        out = preprocess(item)
+        geometries.append(PreprocessGeometry.from_dict(out.meta[GEOMETRY_META_KEY]))
+        frames.append(out.as_tensor() if hasattr(out, "as_tensor") else out)
+    return torch.stack(frames), geometries, names
+
+
+class TextPromptLocalizer:
+    """
+    Text-prompted heatmaps, masks and boxes in the original image geometry (DESIGN.md §5).
+
+    For each image and prompt: the dot product of the prompt's report vector with each sentence-level region
+    embedding, Gaussian smoothing (``sigma`` grid cells), bilinear upsampling to the ``image_size`` frame, min–max
+    rescaling to [-1, 1] over the image's valid pixels, then the padding is cut and the resize undone.
+
+    Args:
+        network: an ``AFLoc`` network (put it on the device you want; inputs follow it).
+        tokenizer: the prompt tokenizer; default the network's own.
+        sigma: Gaussian σ in grid cells (1.5 for the reference 19×19 grid).
+        image_size: the square frame of the preprocessing (224).
+        threshold: default mask/box threshold on the [-1, 1] heatmaps (used when masks or boxes are asked for).
+        region_key: which image output is compared with prompts (``image_sentences`` in the reference).
+        text_key: which text output is the prompt vector (``text_report`` in the reference).
+        batch_size: images encoded per forward pass.
+        preprocess: the image chain; default :class:`AFLocImagePreprocess` (``image_size``).
+
+    ``localizer(images, prompts)`` returns a dict with ``heatmaps`` (a ``[B, K, H, W]`` tensor when all images
+    share a size, else a list of ``[K, H_i, W_i]``), ``frame_heatmaps [B, K, S, S]``, ``scores [B, K]`` (cosine
+    similarity of the image and prompt report vectors), ``geometries`` and ``prompts``; with
+    ``return_masks``/``return_boxes``, ``masks`` (same layout as ``heatmaps``) and ``boxes`` (per image, per prompt,
+    a list of ``{"box": [x, y, w, h], "score", "area"}`` in original pixels).
+
+    Example::
+
+        >>> loc = TextPromptLocalizer(net)
+        >>> out = loc("cxr.dcm", ["small left pleural effusion", "pneumothorax"], return_boxes=True)
+        >>> out["heatmaps"].shape  # [1, 2, H, W] in the DICOM's own geometry
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        tokenizer: Any = None,
+        sigma: float = 1.5,
+        image_size: int = 224,
+        threshold: float = 0.5,
+        region_key: str = AFLocKeys.IMAGE_SENTENCES,
+        text_key: str = AFLocKeys.TEXT_REPORT,
+        batch_size: int = 8,
+        preprocess: AFLocImagePreprocess | None = None,
+        max_length: int = 97,
+    ) -> None:
+        if not isinstance(network, nn.Module) or not hasattr(network, "encode_image"):
+            raise TypeError(f"network must be an AFLoc network (with encode_image), got {type(network).__name__}.")
+        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or sigma < 0:
+            raise ValueError(f"sigma must be a number >= 0, got {sigma!r}.")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+        self.network = network
+        self.prompt_encoder = PromptEncoder(network, tokenizer, max_length=max_length, text_key=text_key)
+        self.sigma = float(sigma)
+        self.image_size = int(image_size)
+        self.threshold = threshold
+        self.region_key = region_key
+        self.batch_size = batch_size
+        self.preprocess = preprocess if preprocess is not None else AFLocImagePreprocess(size=self.image_size)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    def encode_frames(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``frames [B, 3, S, S]`` -> (region embeddings ``[B, D, h, w]``, report vectors ``[B, D]``), batched."""
+        regions, reports = [], []
+        with torch.no_grad():
+            for start in range(0, frames.shape[0], self.batch_size):
+                out = self.network.encode_image(frames[start : start + self.batch_size].to(self.device))
+                regions.append(out[self.region_key].float())
+                reports.append(out[AFLocKeys.IMAGE_REPORT].float())
+        return torch.cat(regions), torch.cat(reports)
+
+    def frame_heatmaps(
+        self, regions: torch.Tensor, prompt_vectors: torch.Tensor, geometries: Sequence[PreprocessGeometry]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Heatmaps ``[B, K, S, S]`` in [-1, 1] and the valid-pixel masks ``[B, 1, S, S]`` of the frame."""
+        sim = similarity_map(regions, prompt_vectors.to(regions.device), sigma=self.sigma)
+        maps = upsample_maps(sim, self.image_size)
+        valid = torch.stack([valid_frame_mask(g, device=maps.device) for g in geometries]).unsqueeze(1)
+        return rescale_to_unit_range(maps, valid), valid
+
+    def __call__(
+        self,
+        images: Any,
+        prompts: str | Sequence[str],
+        return_masks: bool = False,
+        return_boxes: bool = False,
+        threshold: float | None = None,
+    ) -> dict[str, Any]:
+        prompt_vectors = self.prompt_encoder(prompts)
+        prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
+        frames, geometries, names = prepare_images(images, self.preprocess)
+        regions, reports = self.encode_frames(frames)
+        frame_maps, valid = self.frame_heatmaps(regions, prompt_vectors, geometries)
+        per_image = [frame_to_original(frame_maps[i], g) for i, g in enumerate(geometries)]
+        same_size = len({tuple(m.shape) for m in per_image}) == 1
+        scores = torch.nn.functional.normalize(reports, dim=1) @ torch.nn.functional.normalize(
+            prompt_vectors.to(reports.device), dim=1
+        ).T
+        out: dict[str, Any] = {
+            "heatmaps": torch.stack(per_image) if same_size else per_image,
+            "frame_heatmaps": frame_maps,
+            "frame_valid": valid,
+            "scores": scores,
+            "geometries": geometries,
+            "prompts": prompt_list,
+            "sources": names,
+        }
+        t = self.threshold if threshold is None else threshold
+        if return_masks:
+            masks = [m > t for m in per_image]
+            out["masks"] = torch.stack(masks) if same_size else masks
+        if return_boxes:
+            out["boxes"] = [[heatmap_to_boxes(m[k], t) for k in range(m.shape[0])] for m in per_image]
+        out["threshold"] = t
+        return out

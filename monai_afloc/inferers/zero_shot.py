@@ -1,0 +1,124 @@
+# Copyright (c) monai_afloc contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Zero-shot classification with AFLoc: positive vs negative prompt sets per finding (CheXzero style)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from monai.utils import look_up_option
+
+from monai_afloc.inferers.localizer import PromptEncoder, prepare_images
+from monai_afloc.inferers.prompts import DEFAULT_FINDING_PROMPTS, finding_prompts
+from monai_afloc.inferers.similarity import similarity_map
+from monai_afloc.transforms.image.array import AFLocImagePreprocess
+from monai_afloc.transforms.image.geometry import valid_frame_mask
+from monai_afloc.utils.enums import AFLocKeys
+
+__all__ = ["ZeroShotClassifier"]
+
+
+class ZeroShotClassifier:
+    """
+    Per-finding probabilities from positive and negative prompt sets.
+
+    ``mode="prompt"`` (default): each prompt set's embeddings are averaged and L2-normalised; the image report
+    vector (normalised) is compared with both and ``p = softmax(logit_scale · [cos_pos, cos_neg])[0]``.
+    ``mode="heatmap"``: the score is the maximum of the finding's raw (smoothed, un-rescaled) similarity map over the
+    image's valid grid cells, using the averaged positive prompts; useful for detection AUROC, not a probability.
+
+    Args:
+        network: an ``AFLoc`` network.
+        findings: finding names; default all of :data:`DEFAULT_FINDING_PROMPTS`.
+        prompts: optional ``{finding: {"positive": [...], "negative": [...]}}`` overriding/adding prompt sets.
+        tokenizer: prompt tokenizer; default the network's own.
+        mode: ``"prompt"`` or ``"heatmap"``.
+        logit_scale: the temperature of the softmax (10, the training loss's global scale).
+        sigma: smoothing for ``mode="heatmap"`` (grid cells).
+
+    ``classifier(images)`` returns ``{"findings": [...], "probabilities" [B, F]`` (prompt mode) or ``"scores"
+    [B, F]`` (both modes)``}``.
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        findings: Sequence[str] | None = None,
+        prompts: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+        tokenizer: Any = None,
+        mode: str = "prompt",
+        logit_scale: float = 10.0,
+        sigma: float = 1.5,
+        image_size: int = 224,
+        batch_size: int = 8,
+        preprocess: AFLocImagePreprocess | None = None,
+    ) -> None:
+        if not isinstance(network, nn.Module) or not hasattr(network, "encode_image"):
+            raise TypeError(f"network must be an AFLoc network (with encode_image), got {type(network).__name__}.")
+        self.mode = look_up_option(mode, ("prompt", "heatmap"))
+        table = {k: dict(v) for k, v in DEFAULT_FINDING_PROMPTS.items()}
+        for name, sets in (prompts or {}).items():
+            if not isinstance(sets, Mapping) or not sets.get("positive") or not sets.get("negative"):
+                raise ValueError(f"prompts[{name!r}] must hold non-empty 'positive' and 'negative' lists, got {sets!r}.")
+            table[name] = {"positive": list(sets["positive"]), "negative": list(sets["negative"])}
+        if findings is None:
+            findings = list(prompts) if prompts else list(DEFAULT_FINDING_PROMPTS)
+        if isinstance(findings, str) or len(findings) == 0:
+            raise ValueError(f"findings must be a non-empty list of names, got {findings!r}.")
+        self.findings = list(findings)
+        self.prompt_sets = {f: table.get(f) or finding_prompts(f) for f in self.findings}
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+        self.network = network
+        self.logit_scale = float(logit_scale)
+        self.sigma = float(sigma)
+        self.batch_size = batch_size
+        self.prompt_encoder = PromptEncoder(network, tokenizer)
+        self.preprocess = preprocess if preprocess is not None else AFLocImagePreprocess(size=image_size)
+        self._class_vectors: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def class_vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Averaged, normalised positive and negative prompt vectors, ``[F, D]`` each (computed once)."""
+        if self._class_vectors is None:
+            pos, neg = [], []
+            for f in self.findings:
+                pos.append(F.normalize(F.normalize(self.prompt_encoder(self.prompt_sets[f]["positive"]), dim=1).mean(0), dim=0))
+                neg.append(F.normalize(F.normalize(self.prompt_encoder(self.prompt_sets[f]["negative"]), dim=1).mean(0), dim=0))
+            self._class_vectors = (torch.stack(pos), torch.stack(neg))
+        return self._class_vectors
+
+    def __call__(self, images: Any) -> dict[str, Any]:
+        frames, geometries, names = prepare_images(images, self.preprocess)
+        device = next(self.network.parameters()).device
+        pos, neg = (v.to(device) for v in self.class_vectors())
+        reports, regions = [], []
+        with torch.no_grad():
+            for s in range(0, frames.shape[0], self.batch_size):
+                out = self.network.encode_image(frames[s : s + self.batch_size].to(device))
+                reports.append(out[AFLocKeys.IMAGE_REPORT].float())
+                if self.mode == "heatmap":
+                    regions.append(out[AFLocKeys.IMAGE_SENTENCES].float())
+        img = F.normalize(torch.cat(reports), dim=1)
+        result: dict[str, Any] = {"findings": list(self.findings), "sources": names}
+        logits = self.logit_scale * torch.stack([img @ pos.T, img @ neg.T], dim=-1)  # [B, F, 2]
+        result["probabilities"] = logits.softmax(-1)[..., 0]
+        if self.mode == "heatmap":
+            sim = similarity_map(torch.cat(regions), pos, sigma=self.sigma)  # [B, F, h, w]
+            valid = torch.stack([valid_frame_mask(g, device=sim.device) for g in geometries]).unsqueeze(1).float()
+            valid = F.interpolate(valid, size=sim.shape[-2:], mode="area") > 0.5
+            result["scores"] = torch.where(valid, sim, torch.full_like(sim, -torch.inf)).amax(dim=(-2, -1))
+        else:
+            result["scores"] = result["probabilities"]
+        return result

@@ -1,0 +1,101 @@
+# Copyright (c) monai_afloc contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+import unittest
+
+import nibabel as nib
+import numpy as np
+from PIL import Image
+
+from monai_afloc.checkpoint import save_afloc_checkpoint
+from monai_afloc.cli import main
+from monai_afloc.networks.nets import AFLoc, AFLocImageEncoder, AFLocTextEncoder
+from tests.helpers import make_tiny_bert, write_dx_dicom
+
+
+def _run(argv):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, err.getvalue()
+
+
+class TestCLI(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        root = cls.tmp.name
+        bert = make_tiny_bert(os.path.join(root, "bert"), hidden_size=32)
+        net = AFLoc(AFLocImageEncoder("resnet18", embed_dim=32, input_size=None), AFLocTextEncoder(bert))
+        cls.ckpt = save_afloc_checkpoint(net, os.path.join(root, "ckpt"))
+        img = np.full((120, 80), 40, np.uint8)
+        img[20:40, 50:70] = 250
+        cls.png = os.path.join(root, "cxr.png")
+        Image.fromarray(img).save(cls.png)
+        cls.dcm = write_dx_dicom(os.path.join(root, "cxr.dcm"), img.T.astype(np.uint16) * 8)
+        cls.corrupt = os.path.join(root, "broken.dcm")
+        with open(cls.corrupt, "wb") as f:
+            f.write(b"\x00" * 128 + b"DICM" + b"garbage")
+        cls.volume = os.path.join(root, "ct.nii.gz")
+        nib.save(nib.Nifti1Image(np.zeros((16, 16, 8), np.float32), np.eye(4)), cls.volume)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_localize_writes_outputs_and_reports_bad_images(self):
+        out = os.path.join(self.tmp.name, "out_loc")
+        missing = os.path.join(self.tmp.name, "missing.png")
+        argv = ["localize", self.png, missing, self.corrupt, self.volume, self.dcm, "--prompt", "left effusion"]
+        argv += ["--prompt", "cardiomegaly", "--checkpoint", self.ckpt, "--out", out, "--quiet"]
+        code, err = _run(argv)
+        self.assertEqual(code, 1)  # some images failed
+        lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+        self.assertEqual(len(lines), 3, err)
+        for bad in (missing, self.corrupt, self.volume):
+            self.assertTrue(any(bad in ln for ln in lines), err)
+        for name, shape in (("cxr", (120, 80)), ("cxr_1", (80, 120))):  # the DICOM holds the transposed image
+            res = json.load(open(os.path.join(out, name, "result.json")))
+            self.assertEqual(res["size"], list(shape))
+            self.assertEqual([p["prompt"] for p in res["prompts"]], ["left effusion", "cardiomegaly"])
+            self.assertTrue(os.path.isfile(res["prompts"][0]["overlay"]))
+            mask = np.asarray(Image.open(res["prompts"][1]["mask"]))
+            self.assertEqual(mask.shape, shape)
+            vol = nib.load(os.path.join(out, name, "heatmaps.nii.gz")).get_fdata()
+            self.assertEqual(vol.shape, (shape[1], shape[0], 2))
+        self.assertFalse(os.path.exists(os.path.join(out, "missing")))
+
+    def test_classify(self):
+        out = os.path.join(self.tmp.name, "out_cls")
+        code, err = _run(["classify", self.png, "--findings", "Edema", "Cardiomegaly", "--checkpoint", self.ckpt,
+                          "--out", out, "--quiet"])
+        self.assertEqual(code, 0, err)
+        res = json.load(open(os.path.join(out, "classification.json")))
+        self.assertEqual(sorted(res["results"][self.png]), ["Cardiomegaly", "Edema"])
+
+    def test_bad_checkpoint_and_prompt(self):
+        out = os.path.join(self.tmp.name, "out_bad")
+        code, err = _run(["localize", self.png, "--prompt", "x y", "--checkpoint", self.png, "--out", out, "--quiet"])
+        self.assertEqual(code, 2)
+        self.assertIn("error: checkpoint", err)
+        code, err = _run(["localize", self.png, "--prompt", "...", "--checkpoint", self.ckpt, "--out", out, "--quiet"])
+        self.assertEqual(code, 2)
+        self.assertIn("empty prompt", err)
+
+
+if __name__ == "__main__":
+    unittest.main()
