@@ -9,4 +9,21 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
+"""AFLoc contrastive losses: global, local (chunked all-pairs) and their sum, with cross-rank negatives."""
+
 from __future__ import annotations
+
+from .afloc_loss import AFLocLoss
+from .distributed import gather_features
+from .global_contrastive import GlobalContrastiveLoss, cosine_similarity_matrix
+from .local_contrastive import LocalAggregation, LocalContrastiveLoss, local_similarities
+
+__all__ = [
+    "AFLocLoss",
+    "GlobalContrastiveLoss",
+    "LocalAggregation",
+    "LocalContrastiveLoss",
+    "cosine_similarity_matrix",
+    "gather_features",
+    "local_similarities",
+]
