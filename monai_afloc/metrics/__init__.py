@@ -9,4 +9,35 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
+"""Localization (IoU, Dice, CNR, pointing game, MS-CXR report) and zero-shot classification metrics."""
+
 from __future__ import annotations
+
+from .localization import (
+    CNRMetric,
+    HeatmapDiceMetric,
+    IoUMetric,
+    PointingGameMetric,
+    compute_cnr,
+    compute_dice,
+    compute_iou,
+    compute_pointing_game,
+)
+from .report import DEFAULT_THRESHOLDS, localization_report, to_dataframe
+from .zero_shot import ZeroShotMetric, compute_zero_shot_metrics
+
+__all__ = [
+    "CNRMetric",
+    "DEFAULT_THRESHOLDS",
+    "HeatmapDiceMetric",
+    "IoUMetric",
+    "PointingGameMetric",
+    "ZeroShotMetric",
+    "compute_cnr",
+    "compute_dice",
+    "compute_iou",
+    "compute_pointing_game",
+    "compute_zero_shot_metrics",
+    "localization_report",
+    "to_dataframe",
+]
