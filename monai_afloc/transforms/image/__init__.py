@@ -49,8 +49,10 @@ from .geometry import (
     center_crop_offset,
     frame_boxes_to_original,
     frame_to_original,
+    geometry_for_size,
     longest_side_resize_shape,
     original_boxes_to_frame,
+    original_mask_to_frame,
     valid_frame_mask,
 )
 
@@ -58,6 +60,8 @@ __all__ = [
     "IMAGE_FORMATS",
     "RESIZE_INTERPOLATIONS",
     "GEOMETRY_META_KEY",
+    "geometry_for_size",
+    "original_mask_to_frame",
     "ORIGINAL_SIZE_META_KEY",
     "scale_by_max_to_uint8",
     "resize_inter_area",

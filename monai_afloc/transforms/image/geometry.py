@@ -39,6 +39,8 @@ __all__ = [
     "frame_to_original",
     "original_boxes_to_frame",
     "frame_boxes_to_original",
+    "original_mask_to_frame",
+    "geometry_for_size",
 ]
 
 #: key of the geometry record (a plain dict, see :meth:`PreprocessGeometry.to_dict`) in a ``MetaTensor``'s meta
@@ -418,3 +420,30 @@ def frame_boxes_to_original(boxes: Any, geometry: PreprocessGeometry | Mapping[s
     shift = t.new_tensor([left, top, 0.0, 0.0])
     out = (t - shift) / g.scale
     return out if is_tensor else out.numpy()
+
+
+def geometry_for_size(height: int, width: int, frame_size: int = 224) -> PreprocessGeometry:
+    """The inference :class:`PreprocessGeometry` of an ``height × width`` image (resize longest side, centred pad)."""
+    (h, w), scale = longest_side_resize_shape(height, width, frame_size)
+    return PreprocessGeometry((height, width), (h, w), scale, ((frame_size - h) // 2, (frame_size - w) // 2), frame_size)
+
+
+def original_mask_to_frame(mask: Any, geometry: PreprocessGeometry | Mapping[str, Any]) -> torch.Tensor:
+    """
+    Map a boolean ``[..., H, W]`` mask of the original image into the ``S × S`` frame (nearest-neighbour resize to
+    the resized size, then the pad and crop of ``geometry``); pixels outside the image are False.
+    """
+    g = _geometry(geometry)
+    m = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask)
+    if m.ndim < 2 or tuple(m.shape[-2:]) != tuple(g.original_size):
+        raise ValueError(f"mask must be [..., {g.original_size[0]}, {g.original_size[1]}], got {tuple(m.shape)}.")
+    lead = m.shape[:-2]
+    x = m.reshape(-1, 1, *m.shape[-2:]).float()
+    x = F.interpolate(x, size=g.resized_size, mode="nearest-exact") > 0.5
+    out = torch.zeros(x.shape[0], 1, g.frame_size, g.frame_size, dtype=torch.bool, device=x.device)
+    top, left = g.offset
+    r0, c0 = max(top, 0), max(left, 0)
+    r1, c1 = min(top + g.resized_size[0], g.frame_size), min(left + g.resized_size[1], g.frame_size)
+    if r1 > r0 and c1 > c0:
+        out[..., r0:r1, c0:c1] = x[..., r0 - top : r1 - top, c0 - left : c1 - left]
+    return out.reshape(*lead, g.frame_size, g.frame_size)

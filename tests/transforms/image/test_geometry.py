@@ -201,3 +201,27 @@ class TestBoxes(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestMaskToFrame(unittest.TestCase):
+    def test_mask_round_trip_and_geometry_for_size(self):
+        import torch as _torch
+
+        from monai_afloc.transforms.image import AFLocImagePreprocess, geometry_for_size, original_mask_to_frame
+        from monai_afloc.transforms.image.geometry import GEOMETRY_META_KEY, PreprocessGeometry
+
+        g = geometry_for_size(300, 120)
+        ref = PreprocessGeometry.from_dict(AFLocImagePreprocess()(_torch.zeros(1, 300, 120)).meta[GEOMETRY_META_KEY])
+        self.assertEqual(g, ref)
+        mask = _torch.zeros(300, 120, dtype=_torch.bool)
+        mask[150:200, 20:60] = True
+        frame = original_mask_to_frame(mask, g)
+        self.assertEqual(tuple(frame.shape), (224, 224))
+        rows, cols = _torch.nonzero(frame, as_tuple=True)
+        top, left = g.offset
+        # nearest-exact sampling of pixel centres: rows 150..199 -> 112..148, cols 20..59 -> 15..44 (+ left pad)
+        self.assertEqual((int(rows.min()), int(rows.max())), (112, 148))
+        self.assertEqual((int(cols.min()) - left, int(cols.max()) - left), (15, 44))
+        self.assertFalse(bool(frame[:, :left].any()))
+        with self.assertRaises(ValueError):
+            original_mask_to_frame(mask[:10], g)
