@@ -219,7 +219,7 @@ class TestMaskToFrame(unittest.TestCase):
         self.assertEqual(tuple(frame.shape), (224, 224))
         rows, cols = _torch.nonzero(frame, as_tuple=True)
         top, left = g.offset
-        # nearest-exact sampling of pixel centres: rows 150..199 -> 112..148, cols 20..59 -> 15..44 (+ left pad)
+        # nearest-exact sampling of pixel centres: rows 150..199 -> 112..148, cols 20..59 -> 15..43 (+ left pad)
         self.assertEqual((int(rows.min()), int(rows.max())), (112, 148))
         self.assertEqual((int(cols.min()) - left, int(cols.max()) - left), (15, 44))
         self.assertFalse(bool(frame[:, :left].any()))
