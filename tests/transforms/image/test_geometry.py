@@ -221,7 +221,7 @@ class TestMaskToFrame(unittest.TestCase):
         top, left = g.offset
         # nearest-exact sampling of pixel centres: rows 150..199 -> 112..148, cols 20..59 -> 15..43 (+ left pad)
         self.assertEqual((int(rows.min()), int(rows.max())), (112, 148))
-        self.assertEqual((int(cols.min()) - left, int(cols.max()) - left), (15, 44))
+        self.assertEqual((int(cols.min()) - left, int(cols.max()) - left), (15, 43))
         self.assertFalse(bool(frame[:, :left].any()))
         with self.assertRaises(ValueError):
             original_mask_to_frame(mask[:10], g)
