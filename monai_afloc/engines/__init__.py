@@ -9,4 +9,38 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
+"""
+Training glue for MONAI's Ignite engines: AFLoc train/validation iterations, handlers (wall-clock budget, resumable
+training checkpoints, own-format best/last model saver, progress bar) and a split-aware datalist helper.
+"""
+
 from __future__ import annotations
+
+from .datalist import image_text_split_datalist
+from .handlers import (
+    AFLocModelSaver,
+    AFLocProgressBar,
+    ResumableCheckpointHandler,
+    WallClockBudgetHandler,
+    distributed_rank,
+    latest_checkpoint,
+    saved_training_settings,
+    unwrap_network,
+)
+from .iterations import TEXT_INPUT_KEYS, AFLocEvalIteration, AFLocTrainIteration, prepare_afloc_batch
+
+__all__ = [
+    "TEXT_INPUT_KEYS",
+    "prepare_afloc_batch",
+    "AFLocTrainIteration",
+    "AFLocEvalIteration",
+    "WallClockBudgetHandler",
+    "ResumableCheckpointHandler",
+    "AFLocModelSaver",
+    "AFLocProgressBar",
+    "latest_checkpoint",
+    "saved_training_settings",
+    "unwrap_network",
+    "distributed_rank",
+    "image_text_split_datalist",
+]

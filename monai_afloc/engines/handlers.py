@@ -1,0 +1,520 @@
+# Copyright (c) monai_afloc contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Ignite handlers for AFLoc training with MONAI engines (each has ``attach(engine)``, as MONAI's handlers do):
+
+- :class:`WallClockBudgetHandler`: stops training when a wall-clock budget is spent (the final checkpoints are then
+  written by the savers listening to ``Events.COMPLETED``).
+- :class:`ResumableCheckpointHandler`: saves model, optimizer, scheduler and trainer state every few epochs and at
+  the end, and with ``resume=True`` restores the newest of them before training starts.
+- :class:`AFLocModelSaver`: writes the best and/or last network in monai_afloc's own checkpoint format
+  (:func:`monai_afloc.checkpoint.save_afloc_checkpoint`), loadable with ``load_afloc_checkpoint``.
+- :class:`AFLocProgressBar`: a tqdm progress bar showing the loss terms.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from monai.utils import look_up_option, optional_import
+
+from monai_afloc.checkpoint import CONFIG_FILENAME, save_afloc_checkpoint
+
+Events, _ = optional_import("ignite.engine", name="Events")
+ProgressBar, _has_pbar = optional_import("ignite.handlers", name="ProgressBar")
+
+__all__ = [
+    "unwrap_network",
+    "distributed_rank",
+    "latest_checkpoint",
+    "saved_training_settings",
+    "WallClockBudgetHandler",
+    "ResumableCheckpointHandler",
+    "AFLocModelSaver",
+    "AFLocProgressBar",
+]
+
+_TRAINER_KEY = "trainer"
+
+
+def unwrap_network(network: torch.nn.Module) -> torch.nn.Module:
+    """The module inside ``DistributedDataParallel``/``DataParallel``/``torch.compile`` wrappers (else itself)."""
+    while True:
+        if isinstance(network, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
+            network = network.module
+        elif hasattr(network, "_orig_mod") and isinstance(network._orig_mod, torch.nn.Module):
+            network = network._orig_mod
+        else:
+            return network
+
+
+def distributed_rank() -> int:
+    """This process's rank in the default process group, 0 when ``torch.distributed`` is not initialised."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _check_dir(name: str, value: Any) -> str:
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        raise TypeError(f"{name} must be a non-empty path (str or os.PathLike), got {value!r}.")
+    return os.fspath(value)
+
+
+def _check_positive_int(name: str, value: Any, allow_zero: bool = False) -> int:
+    low = 0 if allow_zero else 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}.")
+    return value
+
+
+def latest_checkpoint(ckpt_dir: str | os.PathLike, pattern: str = "*.pt") -> str | None:
+    """
+    The training-state checkpoint to resume from: among the files matching ``pattern`` in ``ckpt_dir`` that load
+    (``torch.load(weights_only=True)``) and hold a ``"trainer"`` entry, the one with the highest trainer iteration
+    (ties: the newest file). Unreadable files (e.g. cut short by a crash) are skipped with a warning.
+
+    Args:
+        ckpt_dir: the folder the checkpoints were saved to (may not exist yet).
+        pattern: glob pattern of checkpoint files inside ``ckpt_dir``.
+
+    Returns:
+        the path, or ``None`` when there is no usable checkpoint.
+
+    Example::
+
+        >>> latest_checkpoint("runs/afloc/checkpoints")  # doctest: +SKIP
+        'runs/afloc/checkpoints/checkpoint_final.pt'
+    """
+    ckpt_dir = _check_dir("ckpt_dir", ckpt_dir)
+    if not isinstance(pattern, str) or not pattern:
+        raise TypeError(f"pattern must be a non-empty str, got {pattern!r}.")
+    if not os.path.isdir(ckpt_dir):
+        return None
+    best: tuple[int, float, str] | None = None
+    for path in glob.glob(os.path.join(glob.escape(ckpt_dir), pattern)):
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            iteration = int(ckpt[_TRAINER_KEY]["iteration"])
+        except Exception as e:  # a partial or foreign file: skip it, keep looking
+            logging.getLogger(__name__).warning(f"latest_checkpoint: skipping {path!r} ({type(e).__name__}: {e}).")
+            continue
+        key = (iteration, os.path.getmtime(path), path)
+        if best is None or key > best:
+            best = key
+    return None if best is None else best[2]
+
+
+def saved_training_settings(checkpoint: str | os.PathLike) -> dict[str, Any]:
+    """
+    The training settings an :class:`AFLocModelSaver` stored in a monai_afloc checkpoint folder (its ``extra``
+    entry, e.g. ``{"image_size": 224, "epoch": 12, ...}``); ``{}`` for other checkpoints (e.g. a release ``.ckpt``).
+
+    Example::
+
+        >>> saved_training_settings("models/best").get("image_size", 224)  # doctest: +SKIP
+        224
+    """
+    import json
+
+    path = _check_dir("checkpoint", checkpoint)
+    config = os.path.join(path, CONFIG_FILENAME) if os.path.isdir(path) else path
+    if os.path.basename(config) != CONFIG_FILENAME or not os.path.isfile(config):
+        return {}
+    with open(config, encoding="utf-8") as f:
+        extra = json.load(f).get("extra")
+    return dict(extra) if isinstance(extra, Mapping) else {}
+
+
+class WallClockBudgetHandler:
+    """
+    Terminate training once ``minutes`` of wall-clock time have passed since the engine started.
+
+    The check runs after every ``check_every`` iterations; the engine then finishes the current iteration and fires
+    ``Events.TERMINATE`` and ``Events.COMPLETED``, so savers listening to ``COMPLETED`` (e.g.
+    :class:`ResumableCheckpointHandler`, :class:`AFLocModelSaver`) write the final state. The time spent includes
+    validation runs. Sets ``engine.state.budget_exhausted`` (False until the budget is spent). Under
+    ``torch.distributed`` rank 0's clock decides for every rank (one ``all_reduce`` per check), so all ranks stop at the
+    same iteration and no collective is left waiting.
+
+    Args:
+        minutes: the budget in minutes (> 0); ``None`` disables the handler (no limit).
+        check_every: iterations between checks.
+
+    Example::
+
+        WallClockBudgetHandler(minutes=10).attach(trainer)
+
+    Raises:
+        ValueError: on a non-positive or non-finite ``minutes`` or a ``check_every`` < 1.
+    """
+
+    def __init__(self, minutes: float | None, check_every: int = 1) -> None:
+        if minutes is not None and (
+            isinstance(minutes, bool)
+            or not isinstance(minutes, (int, float))
+            or not math.isfinite(minutes)
+            or minutes <= 0
+        ):
+            raise ValueError(f"minutes must be None (no limit) or a finite number > 0, got {minutes!r}.")
+        self.minutes = None if minutes is None else float(minutes)
+        self.check_every = _check_positive_int("check_every", check_every)
+        self.logger = logging.getLogger(__name__)
+        self._start: float | None = None
+
+    @property
+    def elapsed_minutes(self) -> float:
+        """Minutes since the engine started (0 before)."""
+        return 0.0 if self._start is None else (time.monotonic() - self._start) / 60.0
+
+    def attach(self, engine: Any) -> None:
+        engine.state.budget_exhausted = False
+        if self.minutes is None:
+            return
+        engine.add_event_handler(Events.STARTED, self._started)
+        engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.check_every), self._check)
+
+    def _started(self, engine: Any) -> None:
+        self._start = time.monotonic()
+        engine.state.budget_exhausted = False
+
+    def _spent(self, engine: Any) -> bool:
+        spent = self.elapsed_minutes >= self.minutes  # type: ignore[operator]
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            device = torch.device(getattr(engine.state, "device", None) or "cpu")
+            if dist.get_backend() == "nccl" and device.type != "cuda":
+                device = torch.device("cuda", torch.cuda.current_device())
+            flag = torch.tensor([1.0 if spent else 0.0], device=device)
+            dist.broadcast(flag, src=0)
+            spent = bool(flag.item() > 0)
+        return spent
+
+    def _check(self, engine: Any) -> None:
+        if self._spent(engine):
+            engine.state.budget_exhausted = True
+            self.logger.info(
+                f"wall-clock budget of {self.minutes:g} min spent after {self.elapsed_minutes:.2f} min "
+                f"(epoch {engine.state.epoch}, iteration {engine.state.iteration}): terminating training."
+            )
+            engine.terminate()
+
+
+class ResumableCheckpointHandler:
+    """
+    Save the training state for resumption, and restore it when asked.
+
+    On ``attach(trainer)`` the trainer itself is added to ``save_dict`` under ``"trainer"`` (so a bundle config need
+    not reference the trainer from inside its own handler list). Then:
+
+    - with ``resume=True`` and a checkpoint found in ``save_dir`` (:func:`latest_checkpoint`), a
+      ``monai.handlers.CheckpointLoader`` restores every entry of ``save_dict`` when the trainer starts: weights,
+      optimizer and scheduler state, and the trainer's epoch/iteration counters, so training continues where it
+      stopped (also in the middle of an epoch). ``max_epochs`` stays the current run's.
+    - a ``monai.handlers.CheckpointSaver`` writes ``checkpoint_epoch=N.pt`` every ``save_interval`` epochs
+      (keeping the newest ``n_saved``) and ``final_filename`` when the trainer completes or is terminated (e.g. by
+      :class:`WallClockBudgetHandler`) or raises.
+
+    A process killed hard loses at most the epochs since the last interval save. Only rank 0 should save (disable the
+    handler's saving on other ranks with ``save=False``; every rank must load). Attach it *after* the scheduler and
+    validation handlers: handlers of one event run in attachment order, so the interval checkpoint then holds the
+    state after the epoch's scheduler step and validation (and the loader still runs before training starts).
+
+    Args:
+        save_dir: folder of the ``.pt`` checkpoints.
+        save_dict: objects with ``state_dict``/``load_state_dict`` (network, optimizer, scheduler, ...); the network
+            should be the bare module (not a ``DistributedDataParallel`` wrapper) so keys have no ``module.`` prefix.
+        resume: restore the latest checkpoint of ``save_dir`` at start (none found: start from scratch, logged).
+        save: write checkpoints (False on ranks > 0).
+        save_interval: epochs between interval checkpoints (0: only the final one).
+        n_saved: interval checkpoints kept.
+        final_filename: file name of the final checkpoint.
+        map_location: ``map_location`` of the loader (e.g. the training device).
+
+    Example::
+
+        ResumableCheckpointHandler("out/checkpoints", {"model": net, "optimizer": opt}, resume=True).attach(trainer)
+
+    Raises:
+        TypeError/ValueError: on invalid arguments, or a ``save_dict`` entry without ``state_dict``.
+    """
+
+    def __init__(
+        self,
+        save_dir: str | os.PathLike,
+        save_dict: Mapping[str, Any],
+        resume: bool = False,
+        save: bool = True,
+        save_interval: int = 1,
+        n_saved: int = 1,
+        final_filename: str = "checkpoint_final.pt",
+        map_location: Any = None,
+    ) -> None:
+        self.save_dir = _check_dir("save_dir", save_dir)
+        if not isinstance(save_dict, Mapping) or not save_dict:
+            raise TypeError(f"save_dict must be a non-empty mapping of name -> object, got {save_dict!r}.")
+        if _TRAINER_KEY in save_dict:
+            raise ValueError(f"save_dict must not hold '{_TRAINER_KEY}': the trainer is added on attach().")
+        lacking = [k for k, v in save_dict.items() if not hasattr(v, "state_dict") or not hasattr(v, "load_state_dict")]
+        if lacking:
+            raise TypeError(f"save_dict entries need state_dict()/load_state_dict(); these lack them: {lacking}.")
+        for name, flag in (("resume", resume), ("save", save)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {type(flag).__name__}.")
+        self.save_dict = dict(save_dict)
+        self.resume = resume
+        self.save = save
+        self.save_interval = _check_positive_int("save_interval", save_interval, allow_zero=True)
+        self.n_saved = _check_positive_int("n_saved", n_saved)
+        if not isinstance(final_filename, str) or not final_filename or os.sep in final_filename:
+            raise ValueError(f"final_filename must be a plain file name, got {final_filename!r}.")
+        self.final_filename = final_filename
+        self.map_location = map_location
+        self.resumed_from: str | None = None
+        self.logger = logging.getLogger(__name__)
+
+    def attach(self, engine: Any) -> None:
+        from monai.handlers import CheckpointLoader, CheckpointSaver
+
+        if dist.is_available() and dist.is_initialized():
+            # Ignite's Checkpoint queries ignite.distributed, whose first use creates a process group: a collective
+            # every rank must join, so join it here on all ranks (also those that do not save), or rank 0 hangs.
+            import ignite.distributed as idist
+
+            idist.sync()
+        objects = dict(self.save_dict)
+        objects[_TRAINER_KEY] = engine
+        if self.resume:
+            path = latest_checkpoint(self.save_dir)
+            if path is None:
+                self.logger.info(f"resume: no checkpoint in {self.save_dir!r}, training from scratch.")
+            else:
+                self.resumed_from = path
+                CheckpointLoader(load_path=path, load_dict=objects, map_location=self.map_location).attach(engine)
+                self.logger.info(f"resume: restoring {sorted(objects)} from {path!r} when training starts.")
+        if self.save:
+            CheckpointSaver(
+                save_dir=self.save_dir,
+                save_dict=objects,
+                save_final=True,
+                final_filename=self.final_filename,
+                save_interval=self.save_interval,
+                n_saved=self.n_saved,
+                epoch_level=True,
+            ).attach(engine)
+
+
+class AFLocModelSaver:
+    """
+    Save an AFLoc network in monai_afloc's own format (a folder written by
+    :func:`~monai_afloc.checkpoint.save_afloc_checkpoint`, read by ``load_afloc_checkpoint``).
+
+    - Best model (``key_metric_name`` given): attach it to the evaluator; after each evaluation epoch the metric
+      ``engine.state.metrics[key_metric_name]`` is compared with the best so far (``mode``: ``"min"`` for a loss,
+      ``"max"`` for a score) and an improvement is written to ``save_dir/best_name``.
+    - Last model (``save_final=True``): attach it to the trainer; the network is written to ``save_dir/final_name``
+      when the trainer completes or is terminated (and every ``save_interval`` epochs when > 0).
+
+    Each folder is first written beside its target and then swapped in, so a crash never leaves a half-written model
+    where the previous one was. ``extra`` (JSON-serialisable; e.g. the image size and loss weights) is stored in the
+    checkpoint with the epoch, iteration and metric; :func:`saved_training_settings` reads it back. The best value is
+    part of :meth:`state_dict`, so put the saver in the resumable checkpoint to keep it across a resume.
+
+    Args:
+        save_dir: parent folder of the model folders.
+        network: the AFLoc network (a ``DistributedDataParallel``/``DataParallel`` wrapper is unwrapped).
+        key_metric_name: the evaluator metric that selects the best model (``None``: no best model).
+        mode: ``"min"`` or ``"max"``.
+        save_final: write the last model when the attached engine completes.
+        save_interval: also write the last model every this many epochs (0: only at the end).
+        best_name: folder name of the best model.
+        final_name: folder name of the last model.
+        extra: JSON-serialisable settings stored with the model.
+        enabled: False makes ``attach`` a no-op (e.g. ``rank > 0``).
+
+    Example::
+
+        AFLocModelSaver("out/models", net, key_metric_name="val_loss", mode="min", save_final=False).attach(evaluator)
+        AFLocModelSaver("out/models", net, save_final=True).attach(trainer)
+
+    Raises:
+        TypeError/ValueError: on invalid arguments (e.g. neither a best nor a final model requested).
+    """
+
+    def __init__(
+        self,
+        save_dir: str | os.PathLike,
+        network: torch.nn.Module,
+        key_metric_name: str | None = None,
+        mode: str = "min",
+        save_final: bool = False,
+        save_interval: int = 0,
+        best_name: str = "best",
+        final_name: str = "last",
+        extra: Mapping[str, Any] | None = None,
+        enabled: bool = True,
+    ) -> None:
+        self.save_dir = _check_dir("save_dir", save_dir)
+        if not isinstance(network, torch.nn.Module):
+            raise TypeError(f"network must be a torch.nn.Module (an AFLoc), got {type(network).__name__}.")
+        if key_metric_name is not None and (not isinstance(key_metric_name, str) or not key_metric_name):
+            raise ValueError(f"key_metric_name must be None or a non-empty str, got {key_metric_name!r}.")
+        self.mode = look_up_option(mode, ("min", "max"))
+        for name, flag in (("save_final", save_final), ("enabled", enabled)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {type(flag).__name__}.")
+        if key_metric_name is None and not save_final and save_interval == 0:
+            raise ValueError(
+                "nothing to save: give key_metric_name (best model), save_final=True or save_interval > 0."
+            )
+        for name, value in (("best_name", best_name), ("final_name", final_name)):
+            if not isinstance(value, str) or not value or os.sep in value or value.startswith("."):
+                raise ValueError(f"{name} must be a plain folder name, got {value!r}.")
+        if extra is not None and not isinstance(extra, Mapping):
+            raise TypeError(f"extra must be None or a mapping, got {type(extra).__name__}.")
+        self.network = network
+        self.key_metric_name = key_metric_name
+        self.save_final = save_final
+        self.save_interval = _check_positive_int("save_interval", save_interval, allow_zero=True)
+        self.best_name = best_name
+        self.final_name = final_name
+        self.extra = {} if extra is None else dict(extra)
+        self.enabled = enabled
+        self.best_metric: float | None = None
+        self.best_epoch: int | None = None
+        self.logger = logging.getLogger(__name__)
+
+    @property
+    def best_path(self) -> str:
+        return os.path.join(self.save_dir, self.best_name)
+
+    @property
+    def final_path(self) -> str:
+        return os.path.join(self.save_dir, self.final_name)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_metric": self.best_metric, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        self.best_metric = state_dict.get("best_metric")
+        self.best_epoch = state_dict.get("best_epoch")
+
+    def attach(self, engine: Any) -> None:
+        if not self.enabled:
+            return
+        if self.key_metric_name is not None:
+            engine.add_event_handler(Events.EPOCH_COMPLETED, self._maybe_save_best)
+        if self.save_final:
+            engine.add_event_handler(Events.COMPLETED, self._save_final)
+        if self.save_interval > 0:
+            engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), self._save_final)
+
+    def _improved(self, value: float) -> bool:
+        if self.best_metric is None:
+            return True
+        return value < self.best_metric if self.mode == "min" else value > self.best_metric
+
+    def _maybe_save_best(self, engine: Any) -> None:
+        metrics = engine.state.metrics
+        if self.key_metric_name not in metrics:
+            raise KeyError(
+                f"AFLocModelSaver: metric '{self.key_metric_name}' not computed by this engine; got {sorted(metrics)}."
+            )
+        value = metrics[self.key_metric_name]
+        value = float(value.item() if isinstance(value, torch.Tensor) else value)
+        if not math.isfinite(value):
+            self.logger.warning(f"AFLocModelSaver: {self.key_metric_name}={value} is not finite; best model not saved.")
+            return
+        if self._improved(value):
+            self.best_metric, self.best_epoch = value, int(engine.state.epoch)
+            info = {"kind": "best", "key_metric": self.key_metric_name, "key_metric_value": value}
+            self._write(self.best_path, engine, info)
+            where = f"epoch {engine.state.epoch}"
+            self.logger.info(f"best model ({self.key_metric_name}={value:.5g}, {where}) saved to {self.best_path!r}.")
+
+    def _save_final(self, engine: Any) -> None:
+        self._write(self.final_path, engine, {"kind": "last"})
+        self.logger.info(
+            f"model of epoch {engine.state.epoch}, iteration {engine.state.iteration} saved to {self.final_path!r}."
+        )
+
+    def _write(self, path: str, engine: Any, info: dict[str, Any]) -> None:
+        os.makedirs(self.save_dir, exist_ok=True)
+        extra = dict(self.extra)
+        extra.update(info)
+        extra.update({"epoch": int(engine.state.epoch), "iteration": int(engine.state.iteration)})
+        tmp, old = f"{path}.tmp", f"{path}.old"
+        for leftover in (tmp, old):
+            if os.path.isdir(leftover):
+                shutil.rmtree(leftover)
+        save_afloc_checkpoint(unwrap_network(self.network), tmp, extra=extra)
+        if os.path.isdir(path):
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if os.path.isdir(old):
+            shutil.rmtree(old)
+
+
+class AFLocProgressBar:
+    """
+    A tqdm progress bar over the training iterations showing the loss terms (Ignite's ``ProgressBar``).
+
+    Args:
+        output_keys: entries of ``engine.state.output`` shown (those present).
+        persist: keep each epoch's finished bar on screen.
+        enabled: False makes ``attach`` a no-op (e.g. ``rank > 0``, or no terminal).
+        desc: label of the bar.
+
+    Example::
+
+        AFLocProgressBar().attach(trainer)
+
+    Raises:
+        TypeError: on invalid arguments.
+    """
+
+    def __init__(
+        self,
+        output_keys: Sequence[str] = ("loss", "global_loss", "sentence_loss", "word_loss"),
+        persist: bool = False,
+        enabled: bool = True,
+        desc: str = "train",
+    ) -> None:
+        if isinstance(output_keys, str) or not all(isinstance(k, str) for k in output_keys):
+            raise TypeError(f"output_keys must be a sequence of str, got {output_keys!r}.")
+        for name, flag in (("persist", persist), ("enabled", enabled)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {type(flag).__name__}.")
+        if not isinstance(desc, str):
+            raise TypeError(f"desc must be a str, got {type(desc).__name__}.")
+        self.output_keys = tuple(output_keys)
+        self.persist = persist
+        self.enabled = enabled
+        self.desc = desc
+
+    def _select(self, output: Any) -> dict[str, float]:
+        if not isinstance(output, Mapping):
+            return {}
+        return {k.replace("_loss", ""): output[k] for k in self.output_keys if k in output}
+
+    def attach(self, engine: Any) -> None:
+        if not self.enabled:
+            return
+        if not _has_pbar:
+            raise ImportError("AFLocProgressBar needs pytorch-ignite's ProgressBar (and tqdm).")
+        ProgressBar(persist=self.persist, desc=self.desc).attach(engine, output_transform=self._select)
