@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 
 from monai_afloc.inferers.prompts import clean_prompt
+from monai_afloc.networks.nets.text_encoder import AFLocTextEncoder
 from monai_afloc.inferers.similarity import rescale_to_unit_range, similarity_map, upsample_maps
 from monai_afloc.transforms.image.array import AFLocImagePreprocess
 from monai_afloc.transforms.image.geometry import (
@@ -77,12 +78,23 @@ class PromptEncoder:
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
 
     def _encode(self, texts: list[str]) -> torch.Tensor:
+        # The reference pads prompts to max_length; attention masks make real tokens' states independent of the
+        # padding, so AFLoc text encoders pad to the longest prompt and average the report over max_length
+        # positions (report_length): the same vectors, several times faster. Other encoders get the full padding.
+        encode = getattr(self.network, "encode_text", self.network)
+        text_encoder = getattr(self.network, "text_encoder", self.network)
+        dynamic = isinstance(text_encoder, AFLocTextEncoder) and self.text_key == AFLocKeys.TEXT_REPORT
         enc = self.tokenizer(
-            texts, padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt"
+            texts,
+            padding="longest" if dynamic else "max_length",
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
         )
         device = next(self.network.parameters()).device
         batch = {k: enc[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
-        encode = getattr(self.network, "encode_text", self.network)
+        if dynamic:
+            batch["report_length"] = self.max_length
         with torch.no_grad():
             return encode(**batch)[self.text_key].float()
 

@@ -176,3 +176,23 @@ class TestPoolFunction(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestDynamicPadding(unittest.TestCase):
+    def test_report_length_equals_full_padding(self):
+        enc = AFLocTextEncoder(_BERT, local_files_only=True).eval()
+        texts = ["small left pneumothorax", "heart size is normal. no effusion"]
+        full = enc(**enc.tokenize(texts))
+        short = enc.tokenizer(texts, padding="longest", return_tensors="pt")
+        dyn = enc(short["input_ids"], short["attention_mask"], short["token_type_ids"], report_length=97)
+        torch.testing.assert_close(dyn[AFLocKeys.TEXT_REPORT], full[AFLocKeys.TEXT_REPORT], atol=1e-5, rtol=1e-5)
+
+    def test_prompt_encoder_matches_reference_padding(self):
+        from monai_afloc.inferers.localizer import PromptEncoder
+        from monai_afloc.networks.nets import AFLoc, AFLocImageEncoder
+
+        net = AFLoc(AFLocImageEncoder("resnet10", embed_dim=32, input_size=None), AFLocTextEncoder(_BERT)).eval()
+        prompts = ["small left pleural effusion", "cardiomegaly"]
+        got = PromptEncoder(net)(prompts)
+        ref = net.encode_text(**net.tokenize(prompts))[AFLocKeys.TEXT_REPORT]  # max_length padding, as the release
+        torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)

@@ -81,9 +81,11 @@ class AFLoc(nn.Module):
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
         word_ids: torch.Tensor | None = None,
+        report_length: int | None = None,
     ) -> dict[str, torch.Tensor]:
         """Token tensors ``[B, T]`` -> ``text_words``, ``word_lengths``, ``text_sentences``, ... (channel-first)."""
-        return self.text_encoder(input_ids, attention_mask, token_type_ids=token_type_ids, word_ids=word_ids)
+        kwargs = {} if report_length is None else {"report_length": report_length}
+        return self.text_encoder(input_ids, attention_mask, token_type_ids=token_type_ids, word_ids=word_ids, **kwargs)
 
     def forward(
         self,

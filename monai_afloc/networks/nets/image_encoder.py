@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from monai.networks.nets import DenseNet121, resnet18, resnet34, resnet50
+from monai.networks.nets import DenseNet121, resnet10, resnet18, resnet34, resnet50
 from monai.utils import look_up_option
 
 from monai_afloc.utils.enums import AFLocKeys
@@ -34,13 +34,14 @@ __all__ = ["AFLocImageEncoder", "SUPPORTED_IMAGE_BACKBONES"]
 
 #: backbone name -> (layer2 channels, layer3 channels, layer4 channels)
 SUPPORTED_IMAGE_BACKBONES: dict[str, tuple[int, int, int]] = {
+    "resnet10": (128, 256, 512),
     "resnet18": (128, 256, 512),
     "resnet34": (128, 256, 512),
     "resnet50": (512, 1024, 2048),
     "densenet121": (512, 1024, 1024),
 }
 
-_RESNETS = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
+_RESNETS = {"resnet10": resnet10, "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
 
 
 def _build_backbone(name: str, in_channels: int) -> nn.Module:
@@ -66,7 +67,8 @@ class AFLocImageEncoder(nn.Module):
     Multi-level image encoder of AFLoc.
 
     Args:
-        backbone: one of ``"resnet50"`` (reference), ``"resnet18"``, ``"resnet34"``, ``"densenet121"``.
+        backbone: one of ``"resnet50"`` (reference), ``"resnet10"`` (fast CPU demos), ``"resnet18"``, ``"resnet34"``,
+            ``"densenet121"``.
         embed_dim: width ``D`` of the joint image-text space (768 for BERT-base, 384 for MiniLM).
         in_channels: number of input channels (3 in the reference: grayscale repeated).
         input_size: the encoder resizes its input to ``input_size × input_size`` (bilinear, ``align_corners=True``)
