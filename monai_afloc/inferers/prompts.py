@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import re
 
+from monai_afloc.data.mimic import CHEXPERT_FINDINGS
+from monai_afloc.data.utils import DEFAULT_PROMPT_TEMPLATE
 from monai_afloc.transforms.text.array import clean_report
 
 __all__ = [
@@ -31,25 +33,8 @@ __all__ = [
     "finding_prompts",
 ]
 
-#: the default localization prompt of the annotated readers
-LOCALIZATION_PROMPT_TEMPLATE = "Findings suggesting {category}."
-
-CHEXPERT_FINDINGS = (
-    "No Finding",
-    "Enlarged Cardiomediastinum",
-    "Cardiomegaly",
-    "Lung Opacity",
-    "Lung Lesion",
-    "Edema",
-    "Consolidation",
-    "Pneumonia",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Fracture",
-    "Support Devices",
-)
+#: the default localization prompt of the annotated readers (one definition, in monai_afloc.data)
+LOCALIZATION_PROMPT_TEMPLATE = DEFAULT_PROMPT_TEMPLATE
 
 MS_CXR_FINDINGS = (
     "Atelectasis",

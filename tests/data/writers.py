@@ -51,29 +51,11 @@ def touch(path: str) -> str:
 
 
 def write_dicom(path: str, rows: int, cols: int, photometric: str = "MONOCHROME2") -> str:
-    """Write a small single-frame DX DICOM with pydicom (explicit VR little endian)."""
-    import pydicom
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    """Write a small single-frame 8-bit DX DICOM (pixel values a ramp) with the shared test writer."""
+    from tests.helpers import write_dx_dicom
 
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = pydicom.Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "DX"
-    ds.PatientID = os.path.splitext(os.path.basename(path))[0][:64]
-    ds.Rows, ds.Columns = rows, cols
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.PixelData = (np.arange(rows * cols) % 256).astype(np.uint8).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    return write_dx_dicom(path, (np.arange(rows * cols) % 256).reshape(rows, cols), photometric=photometric, bits=8)
 
 
 def write_png(path: str, array: np.ndarray) -> str:
