@@ -117,7 +117,7 @@ def _overlays(net: Any, items: list[dict], out_dir: str, sigma: float, n: int = 
 
 def run_demo(
     out_dir: str,
-    minutes: float = 8.0,
+    minutes: float = 7.0,
     ablations: bool = False,
     n_train: int = 800,
     n_val: int = 64,
