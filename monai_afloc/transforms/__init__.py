@@ -10,3 +10,5 @@
 # limitations under the License.
 
 from __future__ import annotations
+
+__all__: list[str] = []
