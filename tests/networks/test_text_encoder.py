@@ -127,6 +127,8 @@ class TestTextEncoder(unittest.TestCase):
         a, b = self.enc(**batch), enc(**batch)
         torch.testing.assert_close(a[AFLocKeys.TEXT_WORDS][0], b[AFLocKeys.TEXT_WORDS][0])
         self.assertFalse(torch.allclose(a[AFLocKeys.TEXT_WORDS][1], b[AFLocKeys.TEXT_WORDS][1]))
+        # "pneumo ##thorax" is word 3 of the second text: the mean is half the sum of its two pieces
+        torch.testing.assert_close(b[AFLocKeys.TEXT_WORDS][1, :, 3], a[AFLocKeys.TEXT_WORDS][1, :, 3] / 2)
 
     @parameterized.expand(
         [

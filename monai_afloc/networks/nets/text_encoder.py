@@ -64,6 +64,7 @@ def pool_words_and_sentences(
     word_starts: torch.Tensor,
     is_period: torch.Tensor,
     report_length: int | None = None,
+    aggregation: str = "sum",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """
     Pool token embeddings into the reference word and sentence sequences (pure function, vectorized).
@@ -75,6 +76,7 @@ def pool_words_and_sentences(
         is_period: ``[B, T]`` bool, True on tokens that are the word ".".
         report_length: the number of positions the report vector averages over (default ``T``). Passing the
             reference's padded length (97) for a shorter, dynamically padded batch gives the same report vector.
+        aggregation: word pieces are summed into their word (``"sum"``, reference) or averaged (``"mean"``).
 
     Returns:
         ``words [B, T, D]``, ``word_lengths [B]``, ``sentences [B, T, D]``, ``sentence_lengths [B]``, ``report [B, D]``
@@ -89,6 +91,10 @@ def pool_words_and_sentences(
     word_idx = torch.where(valid, word_idx, torch.full_like(word_idx, seq_len))
     words = token_embeddings.new_zeros(bsz, seq_len + 1, dim)
     words.scatter_add_(1, word_idx.unsqueeze(-1).expand(-1, -1, dim), token_embeddings)
+    if aggregation == "mean":
+        pieces = token_embeddings.new_zeros(bsz, seq_len + 1)
+        pieces.scatter_add_(1, word_idx, valid.to(token_embeddings.dtype))
+        words = words / pieces.clamp_min(1).unsqueeze(-1)
     words = words[:, :seq_len]
     n_words_total = starts.sum(1)  # CLS + n words + SEP
     word_lengths = n_words_total - 1  # CLS + n words
@@ -324,18 +330,8 @@ class AFLocTextEncoder(nn.Module):
                 raise ValueError(f"input_ids hold ids outside the tokenizer vocabulary [0, {table.numel()}).")
             starts = table[ids]
         is_period = ids == self.period_id
-        if self.aggregation == "mean":
-            # average pieces: divide each token by its word's piece count before summing
-            valid = attention_mask.bool()
-            st = starts & valid
-            st[:, 0] = True
-            widx = torch.cumsum(st.long(), 1) - 1
-            widx = torch.where(valid, widx, torch.full_like(widx, ids.shape[1]))
-            cnt = torch.zeros(ids.shape[0], ids.shape[1] + 1, device=ids.device, dtype=hidden.dtype)
-            cnt.scatter_add_(1, widx, valid.to(hidden.dtype))
-            hidden = hidden / cnt.gather(1, widx).clamp_min(1).unsqueeze(-1)
         words, word_lengths, sentences, sentence_lengths, report = pool_words_and_sentences(
-            hidden, attention_mask, starts, is_period, report_length
+            hidden, attention_mask, starts, is_period, report_length, self.aggregation
         )
         if self.projection is not None:
             words, sentences, report = self.projection(words), self.projection(sentences), self.projection(report)
