@@ -17,6 +17,7 @@ training checkpoints, own-format best/last model saver, progress bar) and a spli
 from __future__ import annotations
 
 from .datalist import image_text_split_datalist
+from .finetune import prepare_finetune
 from .handlers import (
     AFLocModelSaver,
     AFLocProgressBar,
@@ -43,4 +44,5 @@ __all__ = [
     "unwrap_network",
     "distributed_rank",
     "image_text_split_datalist",
+    "prepare_finetune",
 ]

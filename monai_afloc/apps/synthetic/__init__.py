@@ -49,3 +49,7 @@ __all__ = [
     "write_dicom",
     "make_synthetic_dataset",
 ]
+
+from .fundus import FUNDUS_FINDINGS, SyntheticFundusGenerator, write_fundus_dataset  # noqa: E402
+
+__all__ += ["FUNDUS_FINDINGS", "SyntheticFundusGenerator", "write_fundus_dataset"]
