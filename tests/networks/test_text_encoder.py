@@ -136,6 +136,8 @@ class TestTextEncoder(unittest.TestCase):
             ({"last_n_layers": 0}, ValueError),
             ({"aggregation": "max"}, ValueError),
             ({"max_length": 1}, ValueError),
+            ({"projection_dim": -3}, ValueError),
+            ({"projection_dim": 0}, ValueError),
         ]
     )
     def test_ill_arg(self, kwargs, error):

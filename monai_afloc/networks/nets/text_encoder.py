@@ -213,9 +213,11 @@ class AFLocTextEncoder(nn.Module):
             )
         self.last_n_layers = last_n_layers
         self.hidden_size = int(self.model.config.hidden_size)
-        self.projection = None if projection_dim is None else nn.Linear(self.hidden_size, int(projection_dim))
-        if projection_dim is not None and int(projection_dim) < 1:
+        if projection_dim is not None and (
+            isinstance(projection_dim, bool) or not isinstance(projection_dim, int) or projection_dim < 1
+        ):
             raise ValueError(f"projection_dim must be None or a positive int, got {projection_dim!r}.")
+        self.projection = None if projection_dim is None else nn.Linear(self.hidden_size, projection_dim)
         self.embed_dim = self.hidden_size if projection_dim is None else int(projection_dim)
         word_start, period_id, mode = self._vocab_tables(tokenizer)
         self.grouping = mode
