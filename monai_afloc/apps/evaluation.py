@@ -38,7 +38,13 @@ from monai_afloc.inferers.localizer import TextPromptLocalizer, prepare_images
 from monai_afloc.inferers.similarity import gaussian_smooth2d, similarity_map, upsample_maps
 from monai_afloc.metrics.report import localization_report
 from monai_afloc.metrics.zero_shot import compute_zero_shot_metrics
-from monai_afloc.transforms.image.geometry import geometry_for_size, original_mask_to_frame, valid_frame_mask
+from monai_afloc.inferers.zero_shot import zero_shot_probabilities
+from monai_afloc.transforms.image.geometry import (
+    geometry_for_size,
+    original_mask_to_frame,
+    valid_frame_mask,
+    valid_frame_masks,
+)
 
 __all__ = [
     "read_synthetic_annotations",
@@ -234,12 +240,9 @@ def detection_auroc(
     pos = localizer.prompt_encoder([phrases[f] for f in findings])
     neg = localizer.prompt_encoder([f"no {phrases[f]}" for f in findings])
     sim = upsample_maps(similarity_map(regions, pos.to(regions.device), sigma=sigma), frame_size)
-    valid = torch.stack([valid_frame_mask(g, device=sim.device) for g in geometries]).unsqueeze(1)
+    valid = valid_frame_masks(geometries, device=sim.device)
     heat = torch.where(valid, sim, torch.full_like(sim, -torch.inf)).amax(dim=(-2, -1)).cpu().numpy()
-    img = torch.nn.functional.normalize(reports, dim=1)
-    cos_p = img @ torch.nn.functional.normalize(pos.to(img.device), dim=1).T
-    cos_n = img @ torch.nn.functional.normalize(neg.to(img.device), dim=1).T
-    zero_shot = torch.stack([cos_p, cos_n], -1).mul(10.0).softmax(-1)[..., 0].cpu().numpy()
+    zero_shot = zero_shot_probabilities(reports, pos, neg, logit_scale=10.0).cpu().numpy()
     return {
         "heatmap_max": compute_zero_shot_metrics(heat, labels, list(findings)),
         "zero_shot": compute_zero_shot_metrics(zero_shot, labels, list(findings)),

@@ -10,7 +10,7 @@
 # limitations under the License.
 from __future__ import annotations
 
-from .localizer import PromptEncoder, TextPromptLocalizer, prepare_images
+from .localizer import PromptEncoder, TextPromptLocalizer, encode_frames, prepare_images
 from .prompts import (
     CHEXPERT_FINDINGS,
     DEFAULT_FINDING_PROMPTS,
@@ -20,7 +20,7 @@ from .prompts import (
     finding_prompts,
 )
 from .similarity import gaussian_kernel1d, gaussian_smooth2d, rescale_to_unit_range, similarity_map, upsample_maps
-from .zero_shot import ZeroShotClassifier
+from .zero_shot import ZeroShotClassifier, zero_shot_probabilities
 
 __all__ = [
     "CHEXPERT_FINDINGS",
@@ -31,6 +31,7 @@ __all__ = [
     "TextPromptLocalizer",
     "ZeroShotClassifier",
     "clean_prompt",
+    "encode_frames",
     "finding_prompts",
     "gaussian_kernel1d",
     "gaussian_smooth2d",
@@ -38,4 +39,5 @@ __all__ = [
     "rescale_to_unit_range",
     "similarity_map",
     "upsample_maps",
+    "zero_shot_probabilities",
 ]

@@ -34,12 +34,12 @@ from monai_afloc.transforms.image.geometry import (
     GEOMETRY_META_KEY,
     PreprocessGeometry,
     frame_to_original,
-    valid_frame_mask,
+    valid_frame_masks,
 )
 from monai_afloc.transforms.post.array import heatmap_to_boxes
 from monai_afloc.utils.enums import AFLocKeys
 
-__all__ = ["PromptEncoder", "prepare_images", "TextPromptLocalizer"]
+__all__ = ["PromptEncoder", "prepare_images", "encode_frames", "TextPromptLocalizer"]
 
 
 class PromptEncoder:
@@ -170,6 +170,23 @@ def prepare_images(
     return torch.stack(frames), geometries, names
 
 
+def encode_frames(
+    network: nn.Module, frames: torch.Tensor, batch_size: int = 8, region_key: str = AFLocKeys.IMAGE_SENTENCES
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """
+    Encode ``frames [B, 3, S, S]`` with ``network.encode_image`` in batches of ``batch_size``, on the network's
+    device, without gradients: returns (``region_key`` embeddings ``[B, D, h, w]``, report vectors ``[B, D]``).
+    """
+    device = next(network.parameters()).device
+    regions, reports = [], []
+    with torch.no_grad():
+        for start in range(0, frames.shape[0], batch_size):
+            out = network.encode_image(frames[start : start + batch_size].to(device))
+            regions.append(out[region_key].float())
+            reports.append(out[AFLocKeys.IMAGE_REPORT].float())
+    return torch.cat(regions), torch.cat(reports)
+
+
 class TextPromptLocalizer:
     """
     Text-prompted heatmaps, masks and boxes in the original image geometry (DESIGN.md §5).
@@ -236,13 +253,7 @@ class TextPromptLocalizer:
 
     def encode_frames(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``frames [B, 3, S, S]`` -> (region embeddings ``[B, D, h, w]``, report vectors ``[B, D]``), batched."""
-        regions, reports = [], []
-        with torch.no_grad():
-            for start in range(0, frames.shape[0], self.batch_size):
-                out = self.network.encode_image(frames[start : start + self.batch_size].to(self.device))
-                regions.append(out[self.region_key].float())
-                reports.append(out[AFLocKeys.IMAGE_REPORT].float())
-        return torch.cat(regions), torch.cat(reports)
+        return encode_frames(self.network, frames, self.batch_size, self.region_key)
 
     def frame_heatmaps(
         self, regions: torch.Tensor, prompt_vectors: torch.Tensor, geometries: Sequence[PreprocessGeometry]
@@ -250,7 +261,7 @@ class TextPromptLocalizer:
         """Heatmaps ``[B, K, S, S]`` in [-1, 1] and the valid-pixel masks ``[B, 1, S, S]`` of the frame."""
         sim = similarity_map(regions, prompt_vectors.to(regions.device), sigma=self.sigma)
         maps = upsample_maps(sim, self.image_size)
-        valid = torch.stack([valid_frame_mask(g, device=maps.device) for g in geometries]).unsqueeze(1)
+        valid = valid_frame_masks(geometries, device=maps.device)
         return rescale_to_unit_range(maps, valid), valid
 
     def __call__(

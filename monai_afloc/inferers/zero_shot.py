@@ -20,14 +20,38 @@ import torch.nn as nn
 import torch.nn.functional as F
 from monai.utils import look_up_option
 
-from monai_afloc.inferers.localizer import PromptEncoder, prepare_images
+from monai_afloc.inferers.localizer import PromptEncoder, encode_frames, prepare_images
 from monai_afloc.inferers.prompts import DEFAULT_FINDING_PROMPTS, finding_prompts
 from monai_afloc.inferers.similarity import similarity_map
 from monai_afloc.transforms.image.array import AFLocImagePreprocess
-from monai_afloc.transforms.image.geometry import valid_frame_mask
+from monai_afloc.transforms.image.geometry import valid_frame_masks
 from monai_afloc.utils.enums import AFLocKeys
 
-__all__ = ["ZeroShotClassifier"]
+__all__ = ["ZeroShotClassifier", "zero_shot_probabilities"]
+
+
+def zero_shot_probabilities(
+    image_reports: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, logit_scale: float = 10.0
+) -> torch.Tensor:
+    """
+    ``softmax(logit_scale · [cos(image, positive_f), cos(image, negative_f)])[0]`` for every image and finding.
+
+    Args:
+        image_reports: ``[B, D]`` image report vectors.
+        positive, negative: ``[F, D]`` prompt vectors per finding (normalised here).
+
+    Returns:
+        ``[B, F]`` probabilities that each finding is present.
+    """
+    if image_reports.ndim != 2 or positive.shape != negative.shape or positive.shape[-1] != image_reports.shape[-1]:
+        raise ValueError(
+            f"expected image_reports [B, D] and positive/negative [F, D]; got {tuple(image_reports.shape)}, "
+            f"{tuple(positive.shape)}, {tuple(negative.shape)}."
+        )
+    img = F.normalize(image_reports, dim=1)
+    cos_p = img @ F.normalize(positive.to(img.device), dim=1).T
+    cos_n = img @ F.normalize(negative.to(img.device), dim=1).T
+    return (logit_scale * torch.stack([cos_p, cos_n], dim=-1)).softmax(-1)[..., 0]
 
 
 class ZeroShotClassifier:
@@ -101,22 +125,13 @@ class ZeroShotClassifier:
 
     def __call__(self, images: Any) -> dict[str, Any]:
         frames, geometries, names = prepare_images(images, self.preprocess)
-        device = next(self.network.parameters()).device
-        pos, neg = (v.to(device) for v in self.class_vectors())
-        reports, regions = [], []
-        with torch.no_grad():
-            for s in range(0, frames.shape[0], self.batch_size):
-                out = self.network.encode_image(frames[s : s + self.batch_size].to(device))
-                reports.append(out[AFLocKeys.IMAGE_REPORT].float())
-                if self.mode == "heatmap":
-                    regions.append(out[AFLocKeys.IMAGE_SENTENCES].float())
-        img = F.normalize(torch.cat(reports), dim=1)
+        regions, reports = encode_frames(self.network, frames, self.batch_size, AFLocKeys.IMAGE_SENTENCES)
+        pos, neg = (v.to(reports.device) for v in self.class_vectors())
         result: dict[str, Any] = {"findings": list(self.findings), "sources": names}
-        logits = self.logit_scale * torch.stack([img @ pos.T, img @ neg.T], dim=-1)  # [B, F, 2]
-        result["probabilities"] = logits.softmax(-1)[..., 0]
+        result["probabilities"] = zero_shot_probabilities(reports, pos, neg, self.logit_scale)
         if self.mode == "heatmap":
-            sim = similarity_map(torch.cat(regions), pos, sigma=self.sigma)  # [B, F, h, w]
-            valid = torch.stack([valid_frame_mask(g, device=sim.device) for g in geometries]).unsqueeze(1).float()
+            sim = similarity_map(regions, pos, sigma=self.sigma)  # [B, F, h, w]
+            valid = valid_frame_masks(geometries, device=sim.device).float()
             valid = F.interpolate(valid, size=sim.shape[-2:], mode="area") > 0.5
             result["scores"] = torch.where(valid, sim, torch.full_like(sim, -torch.inf)).amax(dim=(-2, -1))
         else:

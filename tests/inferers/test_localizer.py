@@ -147,3 +147,18 @@ class TestZeroShot(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestZeroShotProbabilities(unittest.TestCase):
+    def test_values_and_bad_shapes(self):
+        from monai_afloc.inferers import zero_shot_probabilities
+
+        img = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+        pos, neg = torch.tensor([[3.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+        p = zero_shot_probabilities(img, pos, neg, logit_scale=10.0)
+        expected = torch.tensor([[1 / (1 + torch.exp(torch.tensor(-10.0)))], [1 / (1 + torch.exp(torch.tensor(10.0)))]])
+        torch.testing.assert_close(p, expected)
+        with self.assertRaises(ValueError):
+            zero_shot_probabilities(img, pos, torch.zeros(2, 2))
+        with self.assertRaises(ValueError):
+            zero_shot_probabilities(img[0], pos, neg)

@@ -54,6 +54,7 @@ from .geometry import (
     original_boxes_to_frame,
     original_mask_to_frame,
     valid_frame_mask,
+    valid_frame_masks,
 )
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "GEOMETRY_META_KEY",
     "geometry_for_size",
     "original_mask_to_frame",
+    "valid_frame_masks",
     "ORIGINAL_SIZE_META_KEY",
     "scale_by_max_to_uint8",
     "resize_inter_area",

@@ -41,6 +41,7 @@ __all__ = [
     "frame_boxes_to_original",
     "original_mask_to_frame",
     "geometry_for_size",
+    "valid_frame_masks",
 ]
 
 #: key of the geometry record (a plain dict, see :meth:`PreprocessGeometry.to_dict`) in a ``MetaTensor``'s meta
@@ -447,3 +448,10 @@ def original_mask_to_frame(mask: Any, geometry: PreprocessGeometry | Mapping[str
     if r1 > r0 and c1 > c0:
         out[..., r0:r1, c0:c1] = x[..., r0 - top : r1 - top, c0 - left : c1 - left]
     return out.reshape(*lead, g.frame_size, g.frame_size)
+
+
+def valid_frame_masks(
+    geometries: Sequence[PreprocessGeometry | Mapping[str, Any]], device: torch.device | str | None = None
+) -> torch.Tensor:
+    """:func:`valid_frame_mask` of each geometry, stacked as ``[B, 1, S, S]`` (all frames share one size ``S``)."""
+    return torch.stack([valid_frame_mask(g, device=device) for g in geometries]).unsqueeze(1)
