@@ -480,6 +480,8 @@ def _load_own(directory: str, text_model_name_or_path: str | None, map_location:
         aggregation=txt_cfg.get("aggregation", "sum"),
         projection_dim=txt_cfg.get("projection_dim"),
         max_length=txt_cfg.get("max_length", 97),
+        center=bool(txt_cfg.get("center", False)),
+        center_momentum=txt_cfg.get("center_momentum", 0.05),
         pretrained=False,
         local_files_only=True if text_model_name_or_path is None else local_files_only,
     )
@@ -651,6 +653,8 @@ def save_afloc_checkpoint(
             "aggregation": text.aggregation,
             "projection_dim": None if text.projection is None else int(text.projection.out_features),
             "max_length": text.max_length,
+            "center": text.center,
+            "center_momentum": text.center_momentum,
         },
         "weights": {"file": WEIGHTS_FILENAME, "sha256": _sha256(weights_path)},
         "extra": extra_json,

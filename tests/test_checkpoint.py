@@ -428,8 +428,11 @@ class TestOwnFormat(unittest.TestCase):
         bert = make_tiny_bert(os.path.join(cls.tmp, "bert"), hidden_size=HIDDEN)
         torch.manual_seed(0)
         text = AFLocTextEncoder(
-            bert, last_n_layers=3, aggregation="mean", projection_dim=24, max_length=40, local_files_only=True
+            bert, last_n_layers=3, aggregation="mean", projection_dim=24, max_length=40, local_files_only=True,
+            center=True, center_momentum=0.2,
         )
+        with torch.no_grad():  # one training-mode pass sets the running text centre (a buffer saved with the weights)
+            text.train()(**text.tokenize(["heart size is normal", "small left pleural effusion"]))
         image = AFLocImageEncoder("resnet18", embed_dim=24, input_size=96)
         cls.net = AFLoc(image, text).eval()
         cls.dir = save_afloc_checkpoint(cls.net, os.path.join(cls.tmp, "saved"), extra={"epochs": 3, "note": "test"})
@@ -456,6 +459,7 @@ class TestOwnFormat(unittest.TestCase):
         )
         self.assertEqual(cfg["text_encoder"]["projection_dim"], 24)
         self.assertEqual(cfg["text_encoder"]["last_n_layers"], 3)
+        self.assertEqual((cfg["text_encoder"]["center"], cfg["text_encoder"]["center_momentum"]), (True, 0.2))
         self.assertEqual(cfg["extra"], {"epochs": 3, "note": "test"})
         self.assertEqual(len(cfg["weights"]["sha256"]), 64)
 
@@ -463,6 +467,8 @@ class TestOwnFormat(unittest.TestCase):
         net, loaded = self.net, self.loaded
         self.assertEqual(loaded.text_encoder.aggregation, "mean")
         self.assertEqual(loaded.text_encoder.max_length, 40)
+        self.assertTrue(bool(loaded.text_encoder.text_center.abs().sum() > 0))
+        torch.testing.assert_close(loaded.text_encoder.text_center, net.text_encoder.text_center, rtol=0, atol=0)
         x = torch.rand(2, 3, 96, 96, generator=torch.Generator().manual_seed(0))
         batch = net.tokenize(["small left pleural effusion. no pneumothorax", "heart size is normal"])
         self.assertEqual(

@@ -53,7 +53,8 @@ def prepare_afloc_batch(
     non_blocking: bool = False,
     image_key: str = "image",
     text_prefix: str = "",
-) -> dict[str, torch.Tensor]:
+    trim_padding: bool = False,
+) -> dict[str, Any]:
     """
     Pick the network inputs from a collated batch and move them to ``device``.
 
@@ -65,9 +66,16 @@ def prepare_afloc_batch(
         non_blocking: passed to ``Tensor.to``.
         image_key: key of the image batch.
         text_prefix: prefix of the token keys.
+        trim_padding: cut the token tensors after the last column that holds a real token in any row (texts padded
+            to ``max_length`` are often much shorter) and add ``report_length`` = the padded length, so that
+            ``AFLoc.forward`` gives the same report vector as on the padded batch while the text model and the local
+            losses run on the shorter sequences (exact: the text outputs are then ``[B, D, T']`` with ``T'`` the
+            longest text, and every length stays the same). Not for distributed training, where the ranks' text
+            tensors must share one length to be gathered.
 
     Returns:
-        ``{"image", "input_ids", "attention_mask"[, "token_type_ids"]}``, keyword arguments of ``AFLoc.forward``.
+        ``{"image", "input_ids", "attention_mask"[, "token_type_ids"][, "report_length"]}``, keyword arguments of
+        ``AFLoc.forward``.
 
     Raises:
         TypeError: when ``batch`` is not a mapping or an input is not a tensor of the right kind.
@@ -113,6 +121,17 @@ def prepare_afloc_batch(
             )
     if image.shape[0] != ids.shape[0]:
         raise ValueError(f"image and text batch sizes differ: {image.shape[0]} images, {ids.shape[0]} texts.")
+    if not isinstance(trim_padding, bool):
+        raise TypeError(f"trim_padding must be a bool, got {type(trim_padding).__name__}.")
+    if trim_padding:
+        seq_len = ids.shape[1]
+        used = out["attention_mask"].bool().any(0).nonzero()
+        keep = int(used.max()) + 1 if used.numel() else seq_len
+        if keep < seq_len:
+            for name in TEXT_INPUT_KEYS:
+                if name in out:
+                    out[name] = out[name][:, :keep]
+        out["report_length"] = seq_len
     return out
 
 
@@ -194,6 +213,8 @@ class AFLocTrainIteration:
         image_key: key of the images in the batch.
         text_prefix: prefix of the token keys in the batch (``TokenizeTextd(output_prefix=...)``).
         max_grad_norm: clip the global gradient norm to this value (``None``: no clipping).
+        trim_padding: run the text model and the losses on the batch's longest text instead of the padded length
+            (same losses, less work; see :func:`prepare_afloc_batch`). Leave False for distributed training.
 
     Returns (``__call__``):
         a dict of Python floats: ``loss`` and each term (``global_loss``, ``sentence_loss``, ``word_loss``).
@@ -218,6 +239,7 @@ class AFLocTrainIteration:
         image_key: str = "image",
         text_prefix: str = "",
         max_grad_norm: float | None = None,
+        trim_padding: bool = False,
     ) -> None:
         if loss_function is not None and not callable(loss_function):
             raise TypeError(f"loss_function must be callable or None, got {type(loss_function).__name__}.")
@@ -232,6 +254,9 @@ class AFLocTrainIteration:
         self.image_key = _check_key("image_key", image_key)
         self.text_prefix = _check_key("text_prefix", text_prefix)
         self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
+        if not isinstance(trim_padding, bool):
+            raise TypeError(f"trim_padding must be a bool, got {type(trim_padding).__name__}.")
+        self.trim_padding = trim_padding
 
     def __call__(self, engine: Any, batchdata: Mapping[str, Any]) -> dict[str, float]:
         if batchdata is None:
@@ -246,7 +271,12 @@ class AFLocTrainIteration:
             raise ValueError("no loss function: pass loss_function= or give the engine a loss_function.")
         device = _engine_device(engine)
         inputs = prepare_afloc_batch(
-            batchdata, device, bool(getattr(engine, "non_blocking", False)), self.image_key, self.text_prefix
+            batchdata,
+            device,
+            bool(getattr(engine, "non_blocking", False)),
+            self.image_key,
+            self.text_prefix,
+            trim_padding=self.trim_padding,
         )
         amp = bool(getattr(engine, "amp", False))
         scaler = getattr(engine, "scaler", None) if amp and device.type == "cuda" else None
@@ -301,6 +331,8 @@ class AFLocEvalIteration:
         loss_function: called as ``loss_function(**outputs)``, returning a dict with ``"loss"``.
         image_key: key of the images in the batch.
         text_prefix: prefix of the token keys in the batch.
+        trim_padding: run on the batch's longest text instead of the padded length (same losses, less work; see
+            :func:`prepare_afloc_batch`). Leave False for distributed evaluation.
 
     Returns (``__call__``):
         a dict of Python floats: ``loss`` and each term; read them with Ignite metrics such as
@@ -323,19 +355,28 @@ class AFLocEvalIteration:
         loss_function: Callable[..., Mapping[str, torch.Tensor]],
         image_key: str = "image",
         text_prefix: str = "",
+        trim_padding: bool = False,
     ) -> None:
         if not callable(loss_function):
             raise TypeError(f"loss_function must be callable, got {type(loss_function).__name__}.")
+        if not isinstance(trim_padding, bool):
+            raise TypeError(f"trim_padding must be a bool, got {type(trim_padding).__name__}.")
         self.loss_function = loss_function
         self.image_key = _check_key("image_key", image_key)
         self.text_prefix = _check_key("text_prefix", text_prefix)
+        self.trim_padding = trim_padding
 
     def __call__(self, engine: Any, batchdata: Mapping[str, Any]) -> dict[str, float]:
         if batchdata is None:
             raise ValueError("must provide batch data for the current iteration, got None.")
         device = _engine_device(engine)
         inputs = prepare_afloc_batch(
-            batchdata, device, bool(getattr(engine, "non_blocking", False)), self.image_key, self.text_prefix
+            batchdata,
+            device,
+            bool(getattr(engine, "non_blocking", False)),
+            self.image_key,
+            self.text_prefix,
+            trim_padding=self.trim_padding,
         )
         engine.network.eval()
         with torch.no_grad():

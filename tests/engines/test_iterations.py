@@ -47,6 +47,22 @@ class TestPrepareAFLocBatch(unittest.TestCase):
         batch["report"] = ["a", "b"]
         self.assertEqual(set(prepare_afloc_batch(batch)), {"image", "input_ids", "attention_mask", "token_type_ids"})
 
+    def test_trim_padding(self):
+        batch = self._batch(length=8)
+        batch["attention_mask"][0, 3:] = 0
+        batch["attention_mask"][1, 5:] = 0
+        batch["token_type_ids"] = torch.zeros(2, 8, dtype=torch.long)
+        out = prepare_afloc_batch(batch, trim_padding=True)
+        self.assertEqual(out["report_length"], 8)
+        for k in ("input_ids", "attention_mask", "token_type_ids"):
+            self.assertEqual(tuple(out[k].shape), (2, 5), k)
+        torch.testing.assert_close(out["attention_mask"], batch["attention_mask"][:, :5])
+        full = prepare_afloc_batch(self._batch(length=8), trim_padding=True)  # nothing to cut
+        self.assertEqual((tuple(full["input_ids"].shape), full["report_length"]), ((2, 8), 8))
+        self.assertNotIn("report_length", prepare_afloc_batch(batch))
+        with self.assertRaisesRegex(TypeError, "trim_padding"):
+            prepare_afloc_batch(batch, trim_padding=1)
+
     def test_prefix_and_image_key(self):
         batch = {
             "img": torch.zeros(1, 3, 8, 8),
@@ -176,6 +192,31 @@ class TestAFLocIterations(unittest.TestCase):
         with self.assertRaises(ValueError):
             trainer.run()
 
+    def test_trim_padding_gives_the_same_step(self):
+        loss = AFLocLoss()
+        batches = tiny_batches(self.net)
+        self.assertTrue(bool((batches[0]["attention_mask"][:, -1] == 0).all()))  # padded: there is something to cut
+        nets, outputs = [], []
+        for trim in (False, True):
+            net = self._net()
+            for m in net.modules():  # dropout draws depend on the sequence length: switch it off to compare
+                if isinstance(m, torch.nn.Dropout):
+                    m.p = 0.0
+            trainer = make_trainer(net, batches[:1], loss=loss, iteration=AFLocTrainIteration(trim_padding=trim))
+            torch.manual_seed(0)
+            trainer.run()
+            nets.append(net)
+            outputs.append(trainer.state.output)
+        for k in outputs[0]:
+            self.assertAlmostEqual(outputs[0][k], outputs[1][k], places=4, msg=k)
+        for (k, a), b in zip(nets[0].named_parameters(), nets[1].parameters()):  # the step's gradients
+            self.assertEqual(a.grad is None, b.grad is None, k)
+            if a.grad is not None:
+                torch.testing.assert_close(a.grad, b.grad, msg=k, atol=1e-5 * float(a.grad.abs().max()) + 1e-8, rtol=1e-3)
+        evaluator = make_evaluator(nets[0], batches, loss=loss)
+        vals = [AFLocEvalIteration(loss, trim_padding=t)(evaluator, batches[0])["loss"] for t in (False, True)]
+        self.assertAlmostEqual(vals[0], vals[1], places=4)
+
     def test_eval_iteration_computes_loss_without_changing_weights(self):
         net = self._net()
         before = {k: v.clone() for k, v in net.state_dict().items()}
@@ -206,6 +247,10 @@ class TestAFLocIterations(unittest.TestCase):
             AFLocEvalIteration(loss_function=None)
         with self.assertRaises(TypeError):
             AFLocEvalIteration(AFLocLoss(), text_prefix=None)
+        with self.assertRaises(TypeError):
+            AFLocTrainIteration(trim_padding="yes")
+        with self.assertRaises(TypeError):
+            AFLocEvalIteration(AFLocLoss(), trim_padding=None)
         with self.assertRaises(ValueError):
             AFLocTrainIteration()(None, None)
 

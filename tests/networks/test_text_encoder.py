@@ -130,8 +130,45 @@ class TestTextEncoder(unittest.TestCase):
         # "pneumo ##thorax" is word 3 of the second text: the mean is half the sum of its two pieces
         torch.testing.assert_close(b[AFLocKeys.TEXT_WORDS][1, :, 3], a[AFLocKeys.TEXT_WORDS][1, :, 3] / 2)
 
+    def test_center(self):
+        torch.manual_seed(0)
+        enc = AFLocTextEncoder(_BERT, local_files_only=True, center=True, center_momentum=0.5)
+        enc.load_state_dict(self.enc.state_dict(), strict=False)  # same model weights as the reference encoder
+        enc.eval()
+        batch = enc.tokenize(REPORTS[:3])
+        with torch.no_grad():
+            torch.testing.assert_close(enc(**batch)[AFLocKeys.TEXT_REPORT], self.enc(**batch)[AFLocKeys.TEXT_REPORT])
+            hs = self.enc.model(**batch, output_hidden_states=True).hidden_states
+            hidden = hs[-1] + hs[-2] + hs[-3] + hs[-4]
+            mask = batch["attention_mask"].bool()
+            first = hidden[mask].mean(0)  # the mean of the real tokens of the first training batch
+            for m in enc.modules():
+                if isinstance(m, torch.nn.Dropout):
+                    m.p = 0.0
+            enc.train()(**batch)
+            torch.testing.assert_close(enc.text_center, first, atol=1e-5, rtol=1e-5)
+            enc.train()(**enc.tokenize(REPORTS[3:5]))  # the running mean moves halfway to the new batch's mean
+            b2 = enc.tokenize(REPORTS[3:5])
+            h2 = sum(self.enc.model(**b2, output_hidden_states=True).hidden_states[-4:])
+            second = h2[b2["attention_mask"].bool()].mean(0)
+            torch.testing.assert_close(enc.text_center, 0.5 * first + 0.5 * second, atol=1e-5, rtol=1e-5)
+            enc.eval()
+            centre = enc.text_center.clone()
+            out = enc(**batch)
+            torch.testing.assert_close(enc.text_center, centre)  # evaluation does not update it
+        # centring = the reference pooling of the centred token features
+        for b, ids in enumerate(batch["input_ids"]):
+            tokens = enc.tokenizer.convert_ids_to_tokens(ids.tolist())
+            _, _, _, _, r = reference_pool(hidden[b] - centre, tokens, 97)
+            torch.testing.assert_close(out[AFLocKeys.TEXT_REPORT][b], r, atol=1e-4, rtol=1e-4)
+        self.assertIn("text_center", enc.state_dict())
+        self.assertNotIn("text_center", self.enc.state_dict())
+
     @parameterized.expand(
         [
+            ({"center": 1}, TypeError),
+            ({"center": True, "center_momentum": 0}, ValueError),
+            ({"center_momentum": 1.5}, ValueError),
             ({"last_n_layers": 9}, ValueError),  # 4 layers + embeddings = 5 hidden states
             ({"last_n_layers": 0}, ValueError),
             ({"aggregation": "max"}, ValueError),

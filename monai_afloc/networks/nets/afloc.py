@@ -94,13 +94,22 @@ class AFLoc(nn.Module):
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
         word_ids: torch.Tensor | None = None,
+        report_length: int | None = None,
     ) -> dict[str, torch.Tensor]:
+        """
+        Image and text outputs in one dict (``report_length``: see :meth:`AFLocTextEncoder.forward`; it lets a
+        batch padded only to its longest text give the reference's 97-position report vector).
+        """
         if image.shape[0] != input_ids.shape[0]:
             raise ValueError(
                 f"image and text batch sizes differ: image {image.shape[0]}, input_ids {input_ids.shape[0]}."
             )
         out = dict(self.encode_image(image))
-        out.update(self.encode_text(input_ids, attention_mask, token_type_ids=token_type_ids, word_ids=word_ids))
+        out.update(
+            self.encode_text(
+                input_ids, attention_mask, token_type_ids=token_type_ids, word_ids=word_ids, report_length=report_length
+            )
+        )
         return out
 
 

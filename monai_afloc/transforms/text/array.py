@@ -434,6 +434,9 @@ class NegationFilter(Transform):
 
     Args:
         mode: one of :class:`~monai_afloc.transforms.text.NegationMode` (``"drop"``, ``"mark"``, ``"keep"``).
+        keep_last: with ``"drop"``, a report whose sentences are all negations keeps its last sentence (typically
+            the impression of a normal study, "no acute cardiopulmonary process") instead of becoming empty, so
+            that training never sees an empty text. Default False (an all-negated report gives ``[]``).
 
     Example::
 
@@ -443,10 +446,13 @@ class NegationFilter(Transform):
         ['no pneumothorax', 'mild cardiomegaly']
     """
 
-    def __init__(self, mode: NegationMode | str = NegationMode.DROP) -> None:
+    def __init__(self, mode: NegationMode | str = NegationMode.DROP, keep_last: bool = False) -> None:
         if not isinstance(mode, str):
             raise TypeError(f"mode must be a str, one of {[m.value for m in NegationMode]}, got {type(mode).__name__}.")
+        if not isinstance(keep_last, bool):
+            raise TypeError(f"keep_last must be a bool, got {type(keep_last).__name__}.")
         self.mode = NegationMode(look_up_option(mode, NegationMode))
+        self.keep_last = keep_last
 
     def __call__(self, sentences: Sequence[str]) -> list[str]:
         """
@@ -458,7 +464,8 @@ class NegationFilter(Transform):
         """
         sentences = _check_sentences(sentences)
         if self.mode == NegationMode.DROP:
-            return [s for s in sentences if not is_negated(s)]
+            kept = [s for s in sentences if not is_negated(s)]
+            return kept if kept or not self.keep_last else list(sentences[-1:])
         if self.mode == NegationMode.MARK:
             return [canonical_negation(s) for s in sentences]
         return sentences

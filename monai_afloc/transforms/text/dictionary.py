@@ -273,6 +273,7 @@ class NegationFilterd(MapTransform):
     Args:
         keys: keys of the sentence lists. See also: :py:class:`monai.transforms.MapTransform`.
         mode: one of :class:`~monai_afloc.transforms.text.NegationMode`.
+        keep_last: with ``"drop"``, an all-negated report keeps its last sentence instead of becoming empty.
         allow_missing_keys: don't raise an exception if a key is missing.
 
     Example::
@@ -282,10 +283,14 @@ class NegationFilterd(MapTransform):
     """
 
     def __init__(
-        self, keys: KeysCollection, mode: NegationMode | str = NegationMode.DROP, allow_missing_keys: bool = False
+        self,
+        keys: KeysCollection,
+        mode: NegationMode | str = NegationMode.DROP,
+        keep_last: bool = False,
+        allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.filter = NegationFilter(mode=mode)
+        self.filter = NegationFilter(mode=mode, keep_last=keep_last)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)

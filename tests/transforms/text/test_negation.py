@@ -17,6 +17,7 @@ from parameterized import parameterized
 
 from monai_afloc.transforms.text import (
     NegationFilter,
+    NegationFilterd,
     NegationMode,
     canonical_negation,
     clean_report,
@@ -136,6 +137,11 @@ class TestNegationFilter(unittest.TestCase):
     def test_all_dropped(self):
         self.assertEqual(NegationFilter()(["no effusion", "no pneumothorax"]), [])
         self.assertEqual(NegationFilter()(()), [])
+        kept = NegationFilter(keep_last=True)
+        self.assertEqual(kept(["no effusion", "no acute cardiopulmonary process"]), ["no acute cardiopulmonary process"])
+        self.assertEqual(kept(["no effusion", "mild cardiomegaly"]), ["mild cardiomegaly"])
+        self.assertEqual(kept(()), [])
+        self.assertEqual(NegationFilterd("r", keep_last=True)({"r": ["no edema", "no effusion"]}), {"r": ["no effusion"]})
 
     @parameterized.expand([["no effusion"], [None], [["ok", None]]])
     def test_bad_input(self, value):
@@ -147,6 +153,8 @@ class TestNegationFilter(unittest.TestCase):
             NegationFilter("remove")
         with self.assertRaisesRegex(TypeError, "mode"):
             NegationFilter(1)
+        with self.assertRaisesRegex(TypeError, "keep_last"):
+            NegationFilter("drop", keep_last=1)
 
 
 if __name__ == "__main__":
