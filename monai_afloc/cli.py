@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     cls.add_argument("--mode", choices=("prompt", "heatmap"), default="prompt")
     demo = sub.add_parser("demo", help="synthetic data -> pre-train through the bundle -> evaluate -> overlays")
     demo.add_argument("--out", required=True, help="output folder")
-    demo.add_argument("--minutes", type=float, default=7.0, help="training budget per trained model (minutes)")
+    demo.add_argument("--minutes", type=float, default=8.0, help="training budget per trained model (minutes)")
     demo.add_argument("--ablations", action="store_true", help="also train global-only and word+global ablations")
     demo.add_argument("--n-train", type=int, default=800, help="synthetic pre-training cases")
     demo.add_argument("--n-test", type=int, default=120, help="synthetic annotated test images")
