@@ -76,9 +76,11 @@ def heatmap_to_boxes(
     labels, n = ndimage.label(mask, structure=ndimage.generate_binary_structure(2, connectivity))
     if n == 0:
         return []
-    index = np.arange(1, n + 1)
-    areas = ndimage.sum_labels(mask, labels, index)
-    scores = ndimage.maximum(np.where(mask, hm, -np.inf), labels, index)
+    areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]  # pixels per component
+    # per-component maximum in one linear pass (ndimage.maximum argsorts the whole image: ~0.4 s at 1024^2)
+    scores = np.full(n + 1, -np.inf)
+    np.maximum.at(scores, labels[mask], hm[mask])
+    scores = scores[1:]
     boxes = []
     for i, sl in enumerate(ndimage.find_objects(labels)):
         if sl is None or areas[i] < min_area:

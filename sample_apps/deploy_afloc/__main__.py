@@ -1,0 +1,22 @@
+# Copyright (c) monai_afloc contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Entry point of the app folder: ``python sample_apps/deploy_afloc -i IN -o OUT -m MODEL [-c CONFIG]``."""
+
+from __future__ import annotations
+
+import sys
+
+from app import run  # the folder is sys.path[0] when run as ``python sample_apps/deploy_afloc``
+
+__all__: list[str] = []
+
+if __name__ == "__main__":
+    sys.exit(run())
