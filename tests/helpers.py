@@ -18,6 +18,8 @@ import unittest
 
 import torch
 
+from monai_afloc.utils.dicom import save_dicom
+
 __all__ = ["TINY_VOCAB", "make_tiny_tokenizer", "make_tiny_bert", "SkipIfNoModule", "write_dx_dicom", "BrightnessAFLoc"]
 
 _SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -103,12 +105,7 @@ def write_dx_dicom(path: str, pixels, photometric: str = "MONOCHROME2", bits: in
     if window is not None:
         ds.WindowCenter, ds.WindowWidth = window
     ds.PixelData = arr.tobytes()
-    if hasattr(ds, "save_as") and "enforce_file_format" in ds.save_as.__code__.co_varnames:
-        ds.save_as(path, enforce_file_format=True)
-    else:  # pydicom 2.x
-        ds.is_little_endian, ds.is_implicit_VR = True, False
-        ds.save_as(path, write_like_original=False)
-    return path
+    return save_dicom(ds, path)
 
 
 class _BrightnessImageEncoder(torch.nn.Module):

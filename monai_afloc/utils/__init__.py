@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from .dicom import save_dicom
 from .enums import AFLocKeys, LossKeys
 
-__all__ = ["AFLocKeys", "LossKeys"]
+__all__ = ["AFLocKeys", "LossKeys", "save_dicom"]

@@ -36,6 +36,7 @@ import numpy as np
 from monai.utils import optional_import
 
 from monai_afloc.apps.synthetic.generator import SYNTHETIC_FINDINGS, SyntheticCXRGenerator, _check_int
+from monai_afloc.utils.dicom import save_dicom
 
 Image, _has_pil = optional_import("PIL.Image")
 pydicom, _has_pydicom = optional_import("pydicom")
@@ -417,12 +418,7 @@ def write_dicom(
     ds.WindowWidth = max_val + 1
     ds.PixelData = np.ascontiguousarray(pixels.astype("<u2" if bits_stored > 8 else np.uint8)).tobytes()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    if int(pydicom.__version__.split(".")[0]) >= 3:
-        ds.save_as(path, enforce_file_format=True)
-    else:  # pragma: no cover - pydicom 2.x
-        ds.is_little_endian, ds.is_implicit_VR = True, False
-        ds.save_as(path, write_like_original=False)
-    return path
+    return save_dicom(ds, path)
 
 
 def make_synthetic_dataset(

@@ -23,6 +23,7 @@ from monai.data import MetaTensor
 from parameterized import parameterized
 
 from monai_afloc.transforms.image import LoadGrayscaleImage, scale_by_max_to_uint8
+from monai_afloc.utils.dicom import save_dicom
 from tests.helpers import SkipIfNoModule
 
 __all__ = ["write_dicom", "square_image"]
@@ -79,8 +80,7 @@ def write_dicom(
         item.add_new(0x00283006, "US", [int(v) for v in voi_lut])  # LUTData
         ds.VOILUTSequence = [item]
     ds.PixelData = arr.astype(np.int16 if signed else np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    return save_dicom(ds, path)
 
 
 def linear_window(x: np.ndarray, center: float, width: float, y_max: float) -> np.ndarray:
