@@ -135,6 +135,14 @@ def prepare_afloc_batch(
     return out
 
 
+def _engine_inputs(
+    engine: Any, batchdata: Mapping[str, Any], device: torch.device, image_key: str, text_prefix: str, trim: bool
+) -> dict[str, Any]:
+    """:func:`prepare_afloc_batch` with the engine's ``non_blocking`` setting."""
+    non_blocking = bool(getattr(engine, "non_blocking", False))
+    return prepare_afloc_batch(batchdata, device, non_blocking, image_key, text_prefix, trim_padding=trim)
+
+
 def _forward(engine: Any, inputs: dict[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
     """``engine.inferer(image, network, input_ids=..., ...)`` when the engine has an inferer, else the network."""
     image = inputs["image"]
@@ -270,14 +278,7 @@ class AFLocTrainIteration:
         if loss_fn is None:
             raise ValueError("no loss function: pass loss_function= or give the engine a loss_function.")
         device = _engine_device(engine)
-        inputs = prepare_afloc_batch(
-            batchdata,
-            device,
-            bool(getattr(engine, "non_blocking", False)),
-            self.image_key,
-            self.text_prefix,
-            trim_padding=self.trim_padding,
-        )
+        inputs = _engine_inputs(engine, batchdata, device, self.image_key, self.text_prefix, self.trim_padding)
         amp = bool(getattr(engine, "amp", False))
         scaler = getattr(engine, "scaler", None) if amp and device.type == "cuda" else None
 
@@ -370,14 +371,7 @@ class AFLocEvalIteration:
         if batchdata is None:
             raise ValueError("must provide batch data for the current iteration, got None.")
         device = _engine_device(engine)
-        inputs = prepare_afloc_batch(
-            batchdata,
-            device,
-            bool(getattr(engine, "non_blocking", False)),
-            self.image_key,
-            self.text_prefix,
-            trim_padding=self.trim_padding,
-        )
+        inputs = _engine_inputs(engine, batchdata, device, self.image_key, self.text_prefix, self.trim_padding)
         engine.network.eval()
         with torch.no_grad():
             if bool(getattr(engine, "amp", False)):

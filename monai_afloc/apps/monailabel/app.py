@@ -60,6 +60,7 @@ from monai.utils import optional_import
 import monai_afloc
 from monai_afloc.apps.monailabel.infer import AFLocPromptInferTask, http_error, is_inside
 from monai_afloc.apps.monailabel.params import AFLocRequestError, parse_threshold
+from monai_afloc.data.mimic import CHEXPERT_FINDINGS
 from monai_afloc.inferers.localizer import TextPromptLocalizer
 
 MONAILabelApp, has_monailabel = optional_import("monailabel.interfaces.app", name="MONAILabelApp", as_type="base")
@@ -77,22 +78,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: the findings of the ``afloc_findings`` task: the CheXpert labels that name a finding, plus Nodule (14)
-DEFAULT_FINDINGS: tuple[str, ...] = (
-    "Enlarged Cardiomediastinum",
-    "Cardiomegaly",
-    "Lung Opacity",
-    "Lung Lesion",
-    "Edema",
-    "Consolidation",
-    "Pneumonia",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Fracture",
-    "Support Devices",
-    "Nodule",
-)
+DEFAULT_FINDINGS: tuple[str, ...] = tuple(f for f in CHEXPERT_FINDINGS if f != "No Finding") + ("Nodule",)
 
 #: set by the ``/infer`` guard while a request with an uploaded file runs (its temporary copy is then allowed)
 UPLOADED_IMAGE: contextvars.ContextVar[bool] = contextvars.ContextVar("afloc_uploaded_image", default=False)
