@@ -26,7 +26,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from monai_afloc.inferers.prompts import clean_prompt
+from monai_afloc.inferers.prompts import clean_prompts
 from monai_afloc.networks.nets.text_encoder import AFLocTextEncoder
 from monai_afloc.inferers.similarity import rescale_to_unit_range, similarity_map, upsample_maps
 from monai_afloc.transforms.image.array import AFLocImagePreprocess
@@ -100,11 +100,7 @@ class PromptEncoder:
 
     def __call__(self, prompts: str | Sequence[str]) -> torch.Tensor:
         """Return ``[K, D]`` prompt vectors (cleaned as the reference cleans an inference prompt)."""
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        if not isinstance(prompts, Sequence) or len(prompts) == 0:
-            raise ValueError(f"prompts must be a non-empty str or sequence of str, got {prompts!r}.")
-        cleaned = [clean_prompt(p) for p in prompts]
+        cleaned = clean_prompts(prompts)
         missing = list(dict.fromkeys(t for t in cleaned if t not in self._cache))
         fresh = dict(zip(missing, self._encode(missing))) if missing else {}
         out = torch.stack([fresh[t] if t in fresh else self._cache[t] for t in cleaned])

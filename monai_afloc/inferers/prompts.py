@@ -19,6 +19,7 @@ Pneumonia, SIIM-ACR Pneumothorax and COVID Rural.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from monai_afloc.data.mimic import CHEXPERT_FINDINGS
 from monai_afloc.data.utils import DEFAULT_PROMPT_TEMPLATE
@@ -30,6 +31,7 @@ __all__ = [
     "DEFAULT_FINDING_PROMPTS",
     "LOCALIZATION_PROMPT_TEMPLATE",
     "clean_prompt",
+    "clean_prompts",
     "finding_prompts",
 ]
 
@@ -117,3 +119,18 @@ def clean_prompt(prompt: str) -> str:
     if not tokens:
         raise ValueError(f"empty prompt: {prompt!r} holds no word.")
     return " ".join(tokens)
+
+
+def clean_prompts(prompts: str | Sequence[str]) -> list[str]:
+    """
+    One prompt or a sequence of prompts -> the list of their :func:`clean_prompt` forms (same order).
+
+    Raises:
+        ValueError: if ``prompts`` is neither a str nor a non-empty sequence.
+        TypeError, ValueError: as :func:`clean_prompt` for each prompt.
+    """
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if not isinstance(prompts, Sequence) or len(prompts) == 0:
+        raise ValueError(f"prompts must be a non-empty str or sequence of str, got {prompts!r}.")
+    return [clean_prompt(p) for p in prompts]

@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 
 from monai_afloc.inferers.localizer import TextPromptLocalizer
-from monai_afloc.inferers.prompts import clean_prompt
+from monai_afloc.inferers.prompts import clean_prompt, clean_prompts
 from monai_afloc.utils.enums import AFLocKeys
 
 __all__ = [
@@ -109,12 +109,8 @@ class PrecomputedPromptEncoder:
         return list(self.table)
 
     def __call__(self, prompts: str | Sequence[str]) -> torch.Tensor:
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        if not isinstance(prompts, Sequence) or len(prompts) == 0:
-            raise ValueError(f"prompts must be a non-empty str or sequence of str, got {prompts!r}.")
-        cleaned = [clean_prompt(p) for p in prompts]
-        missing = [p for p, c in zip(prompts, cleaned) if c not in self.table]
+        cleaned = clean_prompts(prompts)
+        missing = [c for c in cleaned if c not in self.table]
         if missing:
             raise ValueError(
                 f"prompts {missing} were not exported with this TorchScript model (it has {self.prompts}); "
