@@ -165,6 +165,17 @@ def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
     return int(value)
 
 
+
+def _add_component(mask: np.ndarray, comps: list, full: tuple, win: tuple, m: np.ndarray, min_area: int) -> bool:
+    """Place the window mask ``m`` in a full-size component; keep it (in ``mask`` and ``comps``) if large enough."""
+    part = np.zeros(full, dtype=bool)
+    part[win] = m
+    if part.sum() < min_area:
+        return False
+    mask |= part
+    comps.append(part)
+    return True
+
 class SyntheticCXRGenerator:
     """
     Seeded generator of chest-radiograph-like cases: a grayscale image, a radiology-style report and ground truth.
@@ -567,11 +578,7 @@ class SyntheticCXRGenerator:
                 fluid = np.clip(0.5 + below * (1.0 / (5.0 * cv.px)), 0.0, 1.0)
                 fluid *= cv.soft(rec["d"]) * (0.75 + 0.25 * np.clip(below * (1.0 / 0.12), 0.0, 1.0))
                 m = (fluid > 0.5) & self._aerated(ctx, side, win)
-                part = np.zeros(full, dtype=bool)
-                part[win] = m
-                if part.sum() >= min_area:
-                    mask |= part
-                    comps.append(part)
+                if _add_component(mask, comps, full, win, m, min_area):
                     drawn_sides.append(side)
                     ctx["blocked"][win] |= fluid > 0.05
                     layers.append(("fill", win, fluid * fill))
@@ -594,11 +601,7 @@ class SyntheticCXRGenerator:
                 g = np.exp(-0.5 * (((rec["a"] - ca) / sa) ** 2 + ((cv.v[win] - cvv) / sv) ** 2))
                 haze = g * (0.75 + 0.25 * ctx["noise"][win]) * cv.soft(rec["d"], 2.0)
                 m = (g > 0.45) & self._aerated(ctx, side, win)
-                part = np.zeros(full, dtype=bool)
-                part[win] = m
-                if part.sum() >= min_area:
-                    mask |= part
-                    comps.append(part)
+                if _add_component(mask, comps, full, win, m, min_area):
                     drawn_sides.append(side)
                     layers += [("fill", win, haze * c), ("novessel", win, 0.5 * g)]
             if not comps:
