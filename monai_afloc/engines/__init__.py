@@ -21,6 +21,7 @@ from .finetune import prepare_finetune
 from .handlers import (
     AFLocModelSaver,
     AFLocProgressBar,
+    CosineLRHandler,
     ResumableCheckpointHandler,
     WallClockBudgetHandler,
     distributed_rank,
@@ -36,6 +37,7 @@ __all__ = [
     "AFLocTrainIteration",
     "AFLocEvalIteration",
     "WallClockBudgetHandler",
+    "CosineLRHandler",
     "ResumableCheckpointHandler",
     "AFLocModelSaver",
     "AFLocProgressBar",

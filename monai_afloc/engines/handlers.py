@@ -14,6 +14,8 @@ Ignite handlers for AFLoc training with MONAI engines (each has ``attach(engine)
 
 - :class:`WallClockBudgetHandler`: stops training when a wall-clock budget is spent (the final checkpoints are then
   written by the savers listening to ``Events.COMPLETED``).
+- :class:`CosineLRHandler`: per-iteration cosine learning-rate decay over the run, or over the wall-clock budget
+  when one is set, so that a time-limited run still ends at a low learning rate.
 - :class:`ResumableCheckpointHandler`: saves model, optimizer, scheduler and trainer state every few epochs and at
   the end, and with ``resume=True`` restores the newest of them before training starts.
 - :class:`AFLocModelSaver`: writes the best and/or last network in monai_afloc's own checkpoint format
@@ -149,7 +151,9 @@ class WallClockBudgetHandler:
     The check runs after every ``check_every`` iterations; the engine then finishes the current iteration and fires
     ``Events.TERMINATE`` and ``Events.COMPLETED``, so savers listening to ``COMPLETED`` (e.g.
     :class:`ResumableCheckpointHandler`, :class:`AFLocModelSaver`) write the final state. The time spent includes
-    validation runs. Sets ``engine.state.budget_exhausted`` (False until the budget is spent). Under
+    validation runs. Sets ``engine.state.budget_exhausted`` (False until the budget is spent) and
+    ``engine.state.budget_progress`` (the spent fraction of the budget, 0 to 1, updated at each check; ``None``
+    without a budget), which :class:`CosineLRHandler` follows. Under
     ``torch.distributed`` rank 0's clock decides for every rank (one ``all_reduce`` per check), so all ranks stop at the
     same iteration and no collective is left waiting.
 
@@ -185,6 +189,7 @@ class WallClockBudgetHandler:
 
     def attach(self, engine: Any) -> None:
         engine.state.budget_exhausted = False
+        engine.state.budget_progress = None
         if self.minutes is None:
             return
         engine.add_event_handler(Events.STARTED, self._started)
@@ -193,26 +198,101 @@ class WallClockBudgetHandler:
     def _started(self, engine: Any) -> None:
         self._start = time.monotonic()
         engine.state.budget_exhausted = False
+        engine.state.budget_progress = 0.0
 
-    def _spent(self, engine: Any) -> bool:
-        spent = self.elapsed_minutes >= self.minutes  # type: ignore[operator]
+    def _progress(self, engine: Any) -> float:
+        """The spent fraction of the budget; rank 0's clock decides under ``torch.distributed``."""
+        progress = self.elapsed_minutes / self.minutes  # type: ignore[operator]
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             device = torch.device(getattr(engine.state, "device", None) or "cpu")
             if dist.get_backend() == "nccl" and device.type != "cuda":
                 device = torch.device("cuda", torch.cuda.current_device())
-            flag = torch.tensor([1.0 if spent else 0.0], device=device)
-            dist.broadcast(flag, src=0)
-            spent = bool(flag.item() > 0)
-        return spent
+            value = torch.tensor([progress], dtype=torch.float64, device=device)
+            dist.broadcast(value, src=0)
+            progress = float(value.item())
+        return progress
 
     def _check(self, engine: Any) -> None:
-        if self._spent(engine):
+        progress = self._progress(engine)
+        engine.state.budget_progress = min(progress, 1.0)
+        if progress >= 1.0:
             engine.state.budget_exhausted = True
             self.logger.info(
                 f"wall-clock budget of {self.minutes:g} min spent after {self.elapsed_minutes:.2f} min "
                 f"(epoch {engine.state.epoch}, iteration {engine.state.iteration}): terminating training."
             )
             engine.terminate()
+
+
+class CosineLRHandler:
+    """
+    Set the learning rate at every iteration on a cosine from each parameter group's base rate down to
+    ``min_lr_ratio`` times it, after an optional linear warm-up.
+
+    Progress is the larger of the run's iteration fraction (``iteration / (max_epochs * epoch_length)``) and the
+    spent fraction of a wall-clock budget (``engine.state.budget_progress``, written by a
+    :class:`WallClockBudgetHandler` attached to the same engine). So with ``max_epochs`` large and a budget of
+    ``N`` minutes the learning rate decays over the ``N`` minutes, whatever the machine's speed; without a budget it
+    decays over the epochs. Base rates are the optimizer's ``initial_lr`` (set by torch schedulers) or its ``lr``
+    when the engine starts. On resume a budgeted run starts a new budget, as :class:`WallClockBudgetHandler` does.
+
+    Args:
+        optimizer: the optimizer whose parameter groups are updated.
+        min_lr_ratio: final learning rate as a fraction of the base rate, in [0, 1].
+        warmup_fraction: fraction of the progress spent in a linear warm-up from 0, in [0, 1).
+
+    Example::
+
+        WallClockBudgetHandler(minutes=10).attach(trainer)
+        CosineLRHandler(optimizer, min_lr_ratio=0.01).attach(trainer)
+
+    Raises:
+        TypeError: when ``optimizer`` is not a ``torch.optim.Optimizer``.
+        ValueError: on a ratio or fraction outside its range.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, min_lr_ratio: float = 0.01, warmup_fraction: float = 0.0) -> None:
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}.")
+        for name, value, high_open in (("min_lr_ratio", min_lr_ratio, False), ("warmup_fraction", warmup_fraction, True)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                0.0 <= value < 1.0 if high_open else 0.0 <= value <= 1.0
+            ):
+                bound = "[0, 1)" if high_open else "[0, 1]"
+                raise ValueError(f"{name} must be a number in {bound}, got {value!r}.")
+        self.optimizer = optimizer
+        self.min_lr_ratio = float(min_lr_ratio)
+        self.warmup_fraction = float(warmup_fraction)
+        self.base_lrs: list[float] = []
+
+    def attach(self, engine: Any) -> None:
+        engine.add_event_handler(Events.STARTED, self._started)
+        engine.add_event_handler(Events.ITERATION_STARTED, self._update)
+
+    def _started(self, engine: Any) -> None:
+        self.base_lrs = [float(g.get("initial_lr", g["lr"])) for g in self.optimizer.param_groups]
+
+    def progress(self, engine: Any) -> float:
+        """The run's progress in [0, 1] before the current iteration."""
+        state = engine.state
+        total = (state.max_epochs or 0) * (state.epoch_length or 0)
+        progress = (state.iteration - 1) / total if total > 0 else 0.0
+        budget = getattr(state, "budget_progress", None)
+        if budget is not None:
+            progress = max(progress, float(budget))
+        return min(max(progress, 0.0), 1.0)
+
+    def factor(self, progress: float) -> float:
+        """The learning-rate multiplier at ``progress``."""
+        if progress < self.warmup_fraction:
+            return progress / self.warmup_fraction
+        t = (progress - self.warmup_fraction) / (1.0 - self.warmup_fraction)
+        return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    def _update(self, engine: Any) -> None:
+        factor = self.factor(self.progress(engine))
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor
 
 
 class ResumableCheckpointHandler:

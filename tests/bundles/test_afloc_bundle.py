@@ -376,6 +376,10 @@ class TestBundleResume(unittest.TestCase):
         wf.finalize()
         self.assertTrue(trainer.state.budget_exhausted)
         self.assertEqual(trainer.state.iteration, 1)
+        # a budgeted run decays the learning rate over the budget (per iteration), not over the nominal epochs
+        handler_types = {type(h).__name__ for h in wf.parser.get_parsed_content("train#handlers")}
+        self.assertIn("CosineLRHandler", handler_types)
+        self.assertNotIn("LrScheduleHandler", handler_types)
         final = os.path.join(out, "checkpoints", "checkpoint_final.pt")
         saved = torch.load(final, weights_only=True)
         self.assertEqual(saved["trainer"]["iteration"], 1)
@@ -394,6 +398,9 @@ class TestBundleResume(unittest.TestCase):
             seen["optimizer"] = copy.deepcopy(opt.state_dict())
 
         trainer.add_event_handler(Events.STARTED, probe)  # after the checkpoint loader
+        handler_types = {type(h).__name__ for h in wf.parser.get_parsed_content("train#handlers")}
+        self.assertIn("LrScheduleHandler", handler_types)  # no budget: the epoch-level cosine
+        self.assertNotIn("CosineLRHandler", handler_types)
         wf.run()
         wf.finalize()
         self.assertEqual(seen["iteration"], 1)

@@ -16,7 +16,9 @@ import os
 import shutil
 import tempfile
 import unittest
+from unittest import mock
 
+import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
@@ -25,6 +27,7 @@ from monai_afloc.engines import (
     AFLocModelSaver,
     AFLocProgressBar,
     ResumableCheckpointHandler,
+    CosineLRHandler,
     WallClockBudgetHandler,
     latest_checkpoint,
     saved_training_settings,
@@ -85,6 +88,17 @@ class TestWallClockBudgetHandler(unittest.TestCase):
         engine.run(range(4), max_epochs=2)
         self.assertEqual(engine.state.iteration, 8)
         self.assertLess(handler.elapsed_minutes, 60)
+        self.assertGreater(engine.state.budget_progress, 0.0)
+        self.assertLess(engine.state.budget_progress, 1e-3)
+
+    def test_budget_progress(self):
+        engine = Engine(lambda e, b: None)
+        WallClockBudgetHandler(minutes=None).attach(engine)
+        self.assertIsNone(engine.state.budget_progress)
+        engine = Engine(lambda e, b: None)
+        WallClockBudgetHandler(minutes=1e-9).attach(engine)
+        engine.run(range(3), max_epochs=1)
+        self.assertEqual(engine.state.budget_progress, 1.0)
 
     def test_ill_arg(self):
         for bad in (0, -1, float("nan"), float("inf"), True, "5"):
@@ -92,6 +106,64 @@ class TestWallClockBudgetHandler(unittest.TestCase):
                 WallClockBudgetHandler(minutes=bad)
         with self.assertRaises(ValueError):
             WallClockBudgetHandler(minutes=1, check_every=0)
+
+
+class TestCosineLRHandler(unittest.TestCase):
+    def _run(self, handler_kwargs, max_epochs=2, epoch_length=5, budget=None, clock=None):
+        p = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([{"params": [p], "lr": 0.1}, {"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 1.0}])
+        lrs = []
+        engine = Engine(lambda e, b: lrs.append([g["lr"] for g in opt.param_groups]))
+        if budget is not None:
+            engine.add_event_handler(Events.ITERATION_COMPLETED, lambda e: setattr(e.state, "budget_progress", clock(e)))
+            engine.state.budget_progress = 0.0
+        CosineLRHandler(opt, **handler_kwargs).attach(engine)
+        engine.run(range(epoch_length), max_epochs=max_epochs)
+        return np.asarray(lrs)
+
+    def test_cosine_over_iterations(self):
+        lrs = self._run({"min_lr_ratio": 0.1})
+        t = np.arange(10) / 10
+        expected = 0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * t))
+        np.testing.assert_allclose(lrs[:, 0], 0.1 * expected, rtol=1e-12)
+        np.testing.assert_allclose(lrs[:, 1], 1.0 * expected, rtol=1e-12)  # each group keeps its own base rate
+        self.assertTrue(np.all(np.diff(lrs[:, 0]) < 0))
+
+    def test_warmup(self):
+        lrs = self._run({"min_lr_ratio": 0.0, "warmup_fraction": 0.2})
+        np.testing.assert_allclose(lrs[:3, 1], [0.0, 0.5, 1.0], atol=1e-12)
+        self.assertAlmostEqual(lrs[-1, 1], 0.5 * (1 + np.cos(np.pi * 0.7 / 0.8)), places=12)
+
+    def test_budget_drives_the_schedule(self):
+        # a budget spent at half the iterations: the rate reaches its floor when the budget says so
+        lrs = self._run({"min_lr_ratio": 0.01}, max_epochs=100, budget=True,
+                        clock=lambda e: min(1.0, e.state.iteration / 4))
+        budget = np.array([0.0, 0.25, 0.5, 0.75, 1.0, 1.0])
+        np.testing.assert_allclose(lrs[:6, 1], 0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * budget)), atol=1e-12)
+        np.testing.assert_allclose(lrs[6:, 1], 0.01, atol=1e-12)
+
+    def test_with_budget_handler(self):
+        p = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([p], lr=1.0)
+        lrs = []
+        engine = Engine(lambda e, b: lrs.append(opt.param_groups[0]["lr"]))
+        WallClockBudgetHandler(minutes=4).attach(engine)
+        CosineLRHandler(opt, min_lr_ratio=0.0).attach(engine)
+        clock = iter(range(0, 100000, 60))  # each reading of the clock is one minute later
+        with mock.patch("monai_afloc.engines.handlers.time.monotonic", lambda: float(next(clock))):
+            engine.run(range(3), max_epochs=1000)
+        # the 4-minute budget, not the 1000 nominal epochs, sets the pace: the rate decays over 4 iterations
+        self.assertEqual(engine.state.iteration, 4)
+        np.testing.assert_allclose(lrs, 0.5 * (1 + np.cos(np.pi * np.array([0.0, 0.25, 0.5, 0.75]))), atol=1e-12)
+
+    def test_ill_arg(self):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        with self.assertRaises(TypeError):
+            CosineLRHandler("sgd")
+        for kwargs in ({"min_lr_ratio": -0.1}, {"min_lr_ratio": 1.5}, {"warmup_fraction": 1.0}, {"warmup_fraction": True},
+                       {"min_lr_ratio": "0.1"}):
+            with self.assertRaises(ValueError):
+                CosineLRHandler(opt, **kwargs)
 
 
 class TestLatestCheckpoint(unittest.TestCase):
