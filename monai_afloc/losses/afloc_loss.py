@@ -49,6 +49,8 @@ class AFLocLoss(_Loss):
         eps: lower bound of the norm products in the cosines.
         rank: this process's rank, ``0 <= rank < world_size``.
         world_size: the number of ranks sharing negatives (see :func:`monai_afloc.losses.distributed.gather_features`).
+        attention_cosine_scale: ``None`` (reference) or ``s > 0``: local attention logits are ``s`` times cosines
+            instead of raw dot products (see :class:`LocalContrastiveLoss`).
 
     Raises:
         TypeError/ValueError: on invalid arguments, or when every weight is 0.
@@ -77,6 +79,7 @@ class AFLocLoss(_Loss):
         eps: float = 1e-8,
         rank: int = 0,
         world_size: int = 1,
+        attention_cosine_scale: float | None = None,
     ) -> None:
         super().__init__()
         self.global_weight = check_nonnegative_number("global_weight", global_weight)
@@ -94,6 +97,7 @@ class AFLocLoss(_Loss):
             eps=eps,
             rank=rank,
             world_size=world_size,
+            attention_cosine_scale=attention_cosine_scale,
         )
 
     @staticmethod

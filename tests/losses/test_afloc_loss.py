@@ -76,6 +76,17 @@ class TestAFLocLoss(unittest.TestCase):
         out = AFLocLoss(sentence_weight=0.0)(**{k: v for k, v in outputs.items() if "sentence" not in k})
         torch.testing.assert_close(out["loss"], full["global_loss"] + full["word_loss"])
 
+    def test_attention_cosine_scale_reaches_both_local_terms(self):
+        outputs = make_outputs(seed=2)
+        out = AFLocLoss(attention_cosine_scale=8.0)(**outputs)
+        local = LocalContrastiveLoss(attention_cosine_scale=8.0)
+        torch.testing.assert_close(
+            out["sentence_loss"], local(outputs["image_sentences"], outputs["text_sentences"], outputs["sentence_lengths"])
+        )
+        torch.testing.assert_close(out["word_loss"], local(outputs["image_words"], outputs["text_words"], outputs["word_lengths"]))
+        self.assertFalse(torch.allclose(out["word_loss"], AFLocLoss()(**outputs)["word_loss"]))
+        torch.testing.assert_close(out["global_loss"], AFLocLoss()(**outputs)["global_loss"])  # global term unchanged
+
     def test_missing_key(self):
         outputs = make_outputs()
         del outputs["word_lengths"]
