@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch.nn.modules.loss import _Loss
@@ -51,6 +52,10 @@ class AFLocLoss(_Loss):
         world_size: the number of ranks sharing negatives (see :func:`monai_afloc.losses.distributed.gather_features`).
         attention_cosine_scale: ``None`` (reference) or ``s > 0``: local attention logits are ``s`` times cosines
             instead of raw dot products (see :class:`LocalContrastiveLoss`).
+        local_skip_cls: ``False`` (reference): the local terms' text sequences start with ``[CLS]``. ``True``: they
+            start at the first word / sentence (``[CLS]`` dropped, lengths one shorter; a text with no word or
+            sentence keeps one position, its ``[SEP]`` embedding). Each region's softmax over the sequence is
+            otherwise easily won by ``[CLS]`` in every region, which leaves no gradient to localize the rest.
 
     Raises:
         TypeError/ValueError: on invalid arguments, or when every weight is 0.
@@ -80,8 +85,12 @@ class AFLocLoss(_Loss):
         rank: int = 0,
         world_size: int = 1,
         attention_cosine_scale: float | None = None,
+        local_skip_cls: bool = False,
     ) -> None:
         super().__init__()
+        if not isinstance(local_skip_cls, bool):
+            raise TypeError(f"local_skip_cls must be a bool, got {type(local_skip_cls).__name__}: {local_skip_cls!r}.")
+        self.local_skip_cls = local_skip_cls
         self.global_weight = check_nonnegative_number("global_weight", global_weight)
         self.sentence_weight = check_nonnegative_number("sentence_weight", sentence_weight)
         self.word_weight = check_nonnegative_number("word_weight", word_weight)
@@ -108,6 +117,17 @@ class AFLocLoss(_Loss):
                 f"got keys {sorted(map(str, outputs))}."
             )
         return outputs[key.value]
+
+    @staticmethod
+    def _skip_cls(texts: torch.Tensor, lengths: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Drop position 0 (``[CLS]``) of ``[B, D, L]`` texts; lengths one shorter, at least 1."""
+        if not isinstance(texts, torch.Tensor) or texts.ndim != 3 or texts.shape[-1] < 2:
+            raise ValueError(
+                "local_skip_cls needs text features [B, D, L] with L >= 2, got "
+                f"{tuple(texts.shape) if isinstance(texts, torch.Tensor) else type(texts).__name__}."
+            )
+        lengths = torch.as_tensor(lengths, device=texts.device)
+        return texts[:, :, 1:], (lengths - 1).clamp(min=1, max=texts.shape[-1] - 1)
 
     def forward(self, **model_outputs) -> dict[str, torch.Tensor]:
         """
@@ -137,18 +157,18 @@ class AFLocLoss(_Loss):
                 self._get(model_outputs, AFLocKeys.IMAGE_REPORT, "global"),
                 self._get(model_outputs, AFLocKeys.TEXT_REPORT, "global"),
             )
-        if self.sentence_weight > 0:
-            terms[LossKeys.SENTENCE] = self.local_loss(
-                self._get(model_outputs, AFLocKeys.IMAGE_SENTENCES, "sentence"),
-                self._get(model_outputs, AFLocKeys.TEXT_SENTENCES, "sentence"),
-                self._get(model_outputs, AFLocKeys.SENTENCE_LENGTHS, "sentence"),
-            )
-        if self.word_weight > 0:
-            terms[LossKeys.WORD] = self.local_loss(
-                self._get(model_outputs, AFLocKeys.IMAGE_WORDS, "word"),
-                self._get(model_outputs, AFLocKeys.TEXT_WORDS, "word"),
-                self._get(model_outputs, AFLocKeys.WORD_LENGTHS, "word"),
-            )
+        local_keys = {
+            LossKeys.SENTENCE: (AFLocKeys.IMAGE_SENTENCES, AFLocKeys.TEXT_SENTENCES, AFLocKeys.SENTENCE_LENGTHS),
+            LossKeys.WORD: (AFLocKeys.IMAGE_WORDS, AFLocKeys.TEXT_WORDS, AFLocKeys.WORD_LENGTHS),
+        }
+        for term, (region_key, text_key, length_key) in local_keys.items():
+            if weights[term] > 0:
+                name = "sentence" if term == LossKeys.SENTENCE else "word"
+                texts = self._get(model_outputs, text_key, name)
+                lengths = self._get(model_outputs, length_key, name)
+                if self.local_skip_cls:
+                    texts, lengths = self._skip_cls(texts, lengths)
+                terms[term] = self.local_loss(self._get(model_outputs, region_key, name), texts, lengths)
         computed = [t for t in terms.values() if t is not None]
         total = sum(weights[key] * value for key, value in terms.items() if value is not None)
         zero = torch.zeros((), dtype=computed[0].dtype, device=computed[0].device)

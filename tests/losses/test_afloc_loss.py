@@ -87,6 +87,22 @@ class TestAFLocLoss(unittest.TestCase):
         self.assertFalse(torch.allclose(out["word_loss"], AFLocLoss()(**outputs)["word_loss"]))
         torch.testing.assert_close(out["global_loss"], AFLocLoss()(**outputs)["global_loss"])  # global term unchanged
 
+    def test_local_skip_cls(self):
+        outputs = make_outputs(seed=3)
+        out = AFLocLoss(local_skip_cls=True)(**outputs)
+        local = LocalContrastiveLoss()
+        # sentences [2, 4, 1, 3] -> [1, 3, 1, 2] from position 1; words [10, 1, 6, 3] -> [9, 1, 5, 2]
+        expected_sentence = local(outputs["image_sentences"], outputs["text_sentences"][:, :, 1:], torch.tensor([1, 3, 1, 2]))
+        expected_word = local(outputs["image_words"], outputs["text_words"][:, :, 1:], torch.tensor([9, 1, 5, 2]))
+        torch.testing.assert_close(out["sentence_loss"], expected_sentence)
+        torch.testing.assert_close(out["word_loss"], expected_word)
+        out["loss"].backward()
+        self.assertEqual(float(outputs["text_sentences"].grad[:, :, 0].abs().sum()), 0.0)  # [CLS] takes no part
+        with self.assertRaises(TypeError):
+            AFLocLoss(local_skip_cls=1)
+        with self.assertRaises(ValueError):
+            AFLocLoss(local_skip_cls=True)(**dict(outputs, text_words=outputs["text_words"][:, :, :1]))
+
     def test_missing_key(self):
         outputs = make_outputs()
         del outputs["word_lengths"]
