@@ -15,6 +15,8 @@ pointing game >= 0.60, CNR >= 1.5, mIoU >= 0.25, each >= 0.2 (CNR >= 0.5) above 
 detection AUROC >= 0.75. Prints the table, each target with PASS/FAIL, and writes everything under ``--out``.
 
 Usage: ``python benchmarks/synthetic_benchmark.py --minutes 60 --out bench_out [--ablations]`` (not part of CI).
+``--override KEY=VALUE`` (repeatable; VALUE read as JSON, else as a string) changes a bundle setting of the demo
+recipe, e.g. on a GPU ``--override backbone=resnet50 --override image_size=224 --override batch_size=64``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from monai_afloc.apps.demo import run_demo  # noqa: E402
+from monai_afloc.cli import parse_overrides  # noqa: E402
 
 
 def check_targets(metrics: dict) -> list[tuple[str, float, float, bool]]:
@@ -53,9 +56,15 @@ def main() -> None:
     parser.add_argument("--n-test", type=int, default=200)
     parser.add_argument("--ablations", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="a bundle setting on top of the demo recipe (repeatable; VALUE is JSON or a string)")
     args = parser.parse_args()
+    try:
+        overrides = parse_overrides(args.override)
+    except ValueError as e:
+        parser.error(str(e))
     metrics = run_demo(args.out, minutes=args.minutes, ablations=args.ablations, n_train=args.n_train,
-                       n_test=args.n_test, seed=args.seed)
+                       n_test=args.n_test, seed=args.seed, overrides=overrides)
     print(metrics["table"])
     print()
     for name, value, target, ok in check_targets(metrics):

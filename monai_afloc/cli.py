@@ -18,12 +18,14 @@ other images of the same call are still processed and reported.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "parse_overrides"]
 
 logger = logging.getLogger("monai_afloc")
 
@@ -58,7 +60,31 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--n-test", type=int, default=120, help="synthetic annotated test images")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--text-model", default=None, help="text model folder or hub id (default: offline MiniLM)")
+    demo.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                      help="a bundle setting on top of the demo recipe, e.g. backbone=resnet50 (repeatable; VALUE is "
+                      "read as JSON, else as a string)")
     return parser
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """
+    ``KEY=VALUE`` strings -> a dict of bundle overrides; each VALUE is read as JSON (``224``, ``true``, ``null``,
+    ``[1, 2]``), else kept as a string: ``["backbone=resnet50", "image_size=224"]`` ->
+    ``{"backbone": "resnet50", "image_size": 224}``.
+
+    Raises:
+        ValueError: an item without ``=`` or with an empty key.
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = str(pair).partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--override expects KEY=VALUE, got {pair!r}.")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
 
 
 def _safe_name(path: str) -> str:
@@ -115,7 +141,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     try:
         metrics = run_demo(args.out, minutes=args.minutes, ablations=args.ablations, n_train=args.n_train,
-                           n_test=args.n_test, seed=args.seed, text_model=args.text_model)
+                           n_test=args.n_test, seed=args.seed, text_model=args.text_model,
+                           overrides=parse_overrides(args.override))
     except (FileNotFoundError, ImportError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from monai_afloc.checkpoint import save_afloc_checkpoint
-from monai_afloc.cli import main
+from monai_afloc.cli import main, parse_overrides
 from monai_afloc.networks.nets import AFLoc, AFLocImageEncoder, AFLocTextEncoder
 from tests.helpers import make_tiny_bert, write_dx_dicom
 
@@ -95,6 +95,27 @@ class TestCLI(unittest.TestCase):
         code, err = _run(["localize", self.png, "--prompt", "...", "--checkpoint", self.ckpt, "--out", out, "--quiet"])
         self.assertEqual(code, 2)
         self.assertIn("empty prompt", err)
+
+
+class TestDemoOverrides(unittest.TestCase):
+    def test_parse_overrides(self):
+        got = parse_overrides(["backbone=resnet50", "image_size=224", "freeze_text_encoder=false",
+                               "budget=null", "text=a=b", "weights=[1, 2]"])
+        self.assertEqual(got, {"backbone": "resnet50", "image_size": 224, "freeze_text_encoder": False,
+                               "budget": None, "text": "a=b", "weights": [1, 2]})
+        for bad in ("oops", "=3"):
+            with self.assertRaisesRegex(ValueError, "KEY=VALUE"):
+                parse_overrides([bad])
+
+    def test_demo_rejects_bad_overrides_before_any_work(self):
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "demo")
+            for extra in (["--override", "oops"], ["--override", "seed=3"]):
+                err = io.StringIO()
+                with contextlib.redirect_stderr(err):
+                    self.assertEqual(main(["demo", "--out", out, *extra]), 2)
+                self.assertIn("error:", err.getvalue())
+            self.assertFalse(os.path.exists(out))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,15 @@ DEMO_SETTINGS: dict[str, Any] = {
     "val_interval": 1,
 }
 
+#: bundle settings that run_demo sets itself -> the run_demo argument that controls them
+_RUN_ARGUMENTS: dict[str, str] = {
+    "dataset_dir": "out_dir",
+    "generate_synthetic": "out_dir",
+    "budget_minutes": "minutes",
+    "text_model": "text_model",
+    "seed": "seed",
+}
+
 #: ablation name -> loss weights (trained on the same data and budget)
 ABLATIONS: dict[str, dict[str, float]] = {
     "global_only": {"global_weight": 1.0, "sentence_weight": 0.0, "word_weight": 0.0},
@@ -153,6 +162,12 @@ def run_demo(
 
     if not minutes > 0:
         raise ValueError(f"minutes must be > 0, got {minutes!r}.")
+    reserved = sorted(set(overrides or {}) & set(_RUN_ARGUMENTS))
+    if reserved:
+        raise ValueError(
+            f"overrides {reserved} are set by run_demo's own arguments; pass "
+            + ", ".join(f"{_RUN_ARGUMENTS[k]}=..." for k in reserved) + " instead."
+        )
     t_start = time.time()
     out_dir = os.path.abspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
