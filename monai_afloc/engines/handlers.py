@@ -251,10 +251,13 @@ class CosineLRHandler:
         ValueError: on a ratio or fraction outside its range.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, min_lr_ratio: float = 0.01, warmup_fraction: float = 0.0) -> None:
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, min_lr_ratio: float = 0.01, warmup_fraction: float = 0.0
+    ) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}.")
-        for name, value, high_open in (("min_lr_ratio", min_lr_ratio, False), ("warmup_fraction", warmup_fraction, True)):
+        checks = (("min_lr_ratio", min_lr_ratio, False), ("warmup_fraction", warmup_fraction, True))
+        for name, value, high_open in checks:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
                 0.0 <= value < 1.0 if high_open else 0.0 <= value <= 1.0
             ):

@@ -312,9 +312,9 @@ class LocalContrastiveLoss(_Loss):
         self.attention_scale = check_positive_number("attention_scale", attention_scale)
         self.similarity_scale = check_positive_number("similarity_scale", similarity_scale)
         self.logit_scale = check_positive_number("logit_scale", logit_scale)
-        self.attention_cosine_scale = (
-            None if attention_cosine_scale is None else check_positive_number("attention_cosine_scale", attention_cosine_scale)
-        )
+        self.attention_cosine_scale = None
+        if attention_cosine_scale is not None:
+            self.attention_cosine_scale = check_positive_number("attention_cosine_scale", attention_cosine_scale)
         if not isinstance(aggregation, str):
             raise TypeError(f"aggregation must be a str, got {type(aggregation).__name__}: {aggregation!r}.")
         self.aggregation = LocalAggregation(look_up_option(aggregation, LocalAggregation))

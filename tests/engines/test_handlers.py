@@ -115,7 +115,9 @@ class TestCosineLRHandler(unittest.TestCase):
         lrs = []
         engine = Engine(lambda e, b: lrs.append([g["lr"] for g in opt.param_groups]))
         if budget is not None:
-            engine.add_event_handler(Events.ITERATION_COMPLETED, lambda e: setattr(e.state, "budget_progress", clock(e)))
+            engine.add_event_handler(
+                Events.ITERATION_COMPLETED, lambda e: setattr(e.state, "budget_progress", clock(e))
+            )
             engine.state.budget_progress = 0.0
         CosineLRHandler(opt, **handler_kwargs).attach(engine)
         engine.run(range(epoch_length), max_epochs=max_epochs)
@@ -160,7 +162,8 @@ class TestCosineLRHandler(unittest.TestCase):
         opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
         with self.assertRaises(TypeError):
             CosineLRHandler("sgd")
-        for kwargs in ({"min_lr_ratio": -0.1}, {"min_lr_ratio": 1.5}, {"warmup_fraction": 1.0}, {"warmup_fraction": True},
+        for kwargs in ({"min_lr_ratio": -0.1}, {"min_lr_ratio": 1.5}, {"warmup_fraction": 1.0},
+                       {"warmup_fraction": True},
                        {"min_lr_ratio": "0.1"}):
             with self.assertRaises(ValueError):
                 CosineLRHandler(opt, **kwargs)

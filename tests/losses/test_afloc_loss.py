@@ -80,10 +80,10 @@ class TestAFLocLoss(unittest.TestCase):
         outputs = make_outputs(seed=2)
         out = AFLocLoss(attention_cosine_scale=8.0)(**outputs)
         local = LocalContrastiveLoss(attention_cosine_scale=8.0)
-        torch.testing.assert_close(
-            out["sentence_loss"], local(outputs["image_sentences"], outputs["text_sentences"], outputs["sentence_lengths"])
-        )
-        torch.testing.assert_close(out["word_loss"], local(outputs["image_words"], outputs["text_words"], outputs["word_lengths"]))
+        sentences = local(outputs["image_sentences"], outputs["text_sentences"], outputs["sentence_lengths"])
+        words = local(outputs["image_words"], outputs["text_words"], outputs["word_lengths"])
+        torch.testing.assert_close(out["sentence_loss"], sentences)
+        torch.testing.assert_close(out["word_loss"], words)
         self.assertFalse(torch.allclose(out["word_loss"], AFLocLoss()(**outputs)["word_loss"]))
         torch.testing.assert_close(out["global_loss"], AFLocLoss()(**outputs)["global_loss"])  # global term unchanged
 
@@ -92,7 +92,9 @@ class TestAFLocLoss(unittest.TestCase):
         out = AFLocLoss(local_skip_cls=True)(**outputs)
         local = LocalContrastiveLoss()
         # sentences [2, 4, 1, 3] -> [1, 3, 1, 2] from position 1; words [10, 1, 6, 3] -> [9, 1, 5, 2]
-        expected_sentence = local(outputs["image_sentences"], outputs["text_sentences"][:, :, 1:], torch.tensor([1, 3, 1, 2]))
+        expected_sentence = local(
+            outputs["image_sentences"], outputs["text_sentences"][:, :, 1:], torch.tensor([1, 3, 1, 2])
+        )
         expected_word = local(outputs["image_words"], outputs["text_words"][:, :, 1:], torch.tensor([9, 1, 5, 2]))
         torch.testing.assert_close(out["sentence_loss"], expected_sentence)
         torch.testing.assert_close(out["word_loss"], expected_word)

@@ -26,7 +26,8 @@ def reference_pair_similarities(
 ) -> torch.Tensor:
     """Word-context cosines of one pair, exactly as DESIGN.md §4 reads: v [D, H, W], w [D, n] -> [n].
 
-    ``cosine = s``: the option's attention ``A = s * cos(v_r, w_w)``, regions entering the context as ``s * v_r / |v_r|``.
+    ``cosine = s``: the option's attention ``A = s * cos(v_r, w_w)``; regions then enter the context as
+    ``s * v_r / |v_r|``.
     """
     v = v.reshape(v.shape[0], -1)  # D x R
     if cosine is not None:
@@ -303,7 +304,8 @@ class TestAttentionMaps(unittest.TestCase):
             for k in range(1, n):
                 torch.testing.assert_close(m[k], uniform)
         cos = LocalContrastiveLoss(attention_cosine_scale=10.0)
-        small, large = cos.attention_maps(regions, texts, lengths), cos.attention_maps(regions * 30, texts * 30, lengths)
+        small = cos.attention_maps(regions, texts, lengths)
+        large = cos.attention_maps(regions * 30, texts * 30, lengths)
         for a, b in zip(small, large):
             torch.testing.assert_close(a, b)
         self.assertGreater(max(float(m[1:].amax()) for m in large if m.shape[0] > 1), 1.5 / 12)  # not uniform
