@@ -154,7 +154,7 @@ class WallClockBudgetHandler:
     validation runs. Sets ``engine.state.budget_exhausted`` (False until the budget is spent) and
     ``engine.state.budget_progress`` (the spent fraction of the budget, 0 to 1, updated at each check; ``None``
     without a budget), which :class:`CosineLRHandler` follows. Under
-    ``torch.distributed`` rank 0's clock decides for every rank (one ``all_reduce`` per check), so all ranks stop at the
+    ``torch.distributed`` rank 0's clock decides for every rank (one ``broadcast`` per check), so all ranks stop at the
     same iteration and no collective is left waiting.
 
     Args:

@@ -26,6 +26,12 @@ from monai_afloc.utils.enums import AFLocKeys, LossKeys
 
 __all__ = ["AFLocLoss"]
 
+#: local loss term -> (its name in messages, region key, text key, length key)
+_LOCAL_TERMS = {
+    LossKeys.SENTENCE: ("sentence", AFLocKeys.IMAGE_SENTENCES, AFLocKeys.TEXT_SENTENCES, AFLocKeys.SENTENCE_LENGTHS),
+    LossKeys.WORD: ("word", AFLocKeys.IMAGE_WORDS, AFLocKeys.TEXT_WORDS, AFLocKeys.WORD_LENGTHS),
+}
+
 
 class AFLocLoss(_Loss):
     """
@@ -157,13 +163,8 @@ class AFLocLoss(_Loss):
                 self._get(model_outputs, AFLocKeys.IMAGE_REPORT, "global"),
                 self._get(model_outputs, AFLocKeys.TEXT_REPORT, "global"),
             )
-        local_keys = {
-            LossKeys.SENTENCE: (AFLocKeys.IMAGE_SENTENCES, AFLocKeys.TEXT_SENTENCES, AFLocKeys.SENTENCE_LENGTHS),
-            LossKeys.WORD: (AFLocKeys.IMAGE_WORDS, AFLocKeys.TEXT_WORDS, AFLocKeys.WORD_LENGTHS),
-        }
-        for term, (region_key, text_key, length_key) in local_keys.items():
+        for term, (name, region_key, text_key, length_key) in _LOCAL_TERMS.items():
             if weights[term] > 0:
-                name = "sentence" if term == LossKeys.SENTENCE else "word"
                 texts = self._get(model_outputs, text_key, name)
                 lengths = self._get(model_outputs, length_key, name)
                 if self.local_skip_cls:
