@@ -490,6 +490,7 @@ def _load_own(directory: str, text_model_name_or_path: str | None, map_location:
         embed_dim=img_cfg.get("embed_dim", text.embed_dim),
         in_channels=img_cfg.get("in_channels", 3),
         input_size=img_cfg.get("input_size", 299),
+        stem_pool=bool(img_cfg.get("stem_pool", True)),  # added later in format 1; absent means the reference stem
     )
     net = AFLoc(image, text)
     state = safetensors_torch.load_file(weights_path, device="cpu")
@@ -645,6 +646,7 @@ def save_afloc_checkpoint(
             "embed_dim": image.embed_dim,
             "in_channels": image.in_channels,
             "input_size": image.input_size,
+            "stem_pool": image.stem_pool,
         },
         "text_encoder": {
             "model_subfolder": TEXT_MODEL_SUBFOLDER,

@@ -455,7 +455,8 @@ class TestOwnFormat(unittest.TestCase):
         self.assertEqual(cfg["format_version"], CHECKPOINT_FORMAT_VERSION)
         self.assertEqual(cfg["monai_afloc_version"], monai_afloc.__version__)
         self.assertEqual(
-            cfg["image_encoder"], {"backbone": "resnet18", "embed_dim": 24, "in_channels": 3, "input_size": 96}
+            cfg["image_encoder"],
+            {"backbone": "resnet18", "embed_dim": 24, "in_channels": 3, "input_size": 96, "stem_pool": True},
         )
         self.assertEqual(cfg["text_encoder"]["projection_dim"], 24)
         self.assertEqual(cfg["text_encoder"]["last_n_layers"], 3)

@@ -16,6 +16,7 @@ training checkpoints, own-format best/last model saver, progress bar) and a spli
 
 from __future__ import annotations
 
+from .amp import AMP_MODES, cpu_has_native_bf16, resolve_amp
 from .datalist import image_text_split_datalist
 from .finetune import prepare_finetune
 from .handlers import (
@@ -23,6 +24,7 @@ from .handlers import (
     AFLocProgressBar,
     CosineLRHandler,
     ResumableCheckpointHandler,
+    StepBudgetHandler,
     WallClockBudgetHandler,
     distributed_rank,
     latest_checkpoint,
@@ -37,6 +39,7 @@ __all__ = [
     "AFLocTrainIteration",
     "AFLocEvalIteration",
     "WallClockBudgetHandler",
+    "StepBudgetHandler",
     "CosineLRHandler",
     "ResumableCheckpointHandler",
     "AFLocModelSaver",
@@ -46,5 +49,8 @@ __all__ = [
     "unwrap_network",
     "distributed_rank",
     "image_text_split_datalist",
+    "AMP_MODES",
+    "cpu_has_native_bf16",
+    "resolve_amp",
     "prepare_finetune",
 ]

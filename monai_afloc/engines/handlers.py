@@ -224,14 +224,57 @@ class WallClockBudgetHandler:
             engine.terminate()
 
 
+class StepBudgetHandler:
+    """
+    Terminate training after exactly ``max_steps`` iterations, whatever the epochs: the budget of a run that must give
+    the same result on any machine (a wall-clock budget stops a slow machine earlier).
+
+    The engine finishes iteration ``max_steps`` and fires ``Events.TERMINATE`` and ``Events.COMPLETED`` (savers then
+    write the final state). Sets ``engine.state.step_progress`` (``iteration / max_steps``, 0 to 1), which
+    :class:`CosineLRHandler` follows. Give the engine enough epochs (``ceil(max_steps / epoch_length)``, or more). A
+    resumed run counts the iterations already done.
+
+    Args:
+        max_steps: the number of training iterations (>= 1); ``None`` disables the handler.
+
+    Example::
+
+        StepBudgetHandler(max_steps=300).attach(trainer)
+
+    Raises:
+        ValueError: on a ``max_steps`` that is not ``None`` or an int >= 1.
+    """
+
+    def __init__(self, max_steps: int | None) -> None:
+        self.max_steps = None if max_steps is None else _check_positive_int("max_steps", max_steps)
+        self.logger = logging.getLogger(__name__)
+
+    def attach(self, engine: Any) -> None:
+        engine.state.step_progress = None
+        if self.max_steps is None:
+            return
+        engine.add_event_handler(Events.STARTED, self._update)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._check)
+
+    def _update(self, engine: Any) -> None:
+        engine.state.step_progress = min(engine.state.iteration / self.max_steps, 1.0)  # type: ignore[operator]
+
+    def _check(self, engine: Any) -> None:
+        self._update(engine)
+        if engine.state.iteration >= self.max_steps:  # type: ignore[operator]
+            self.logger.info(f"step budget of {self.max_steps} iterations reached (epoch {engine.state.epoch}).")
+            engine.terminate()
+
+
 class CosineLRHandler:
     """
     Set the learning rate at every iteration on a cosine from each parameter group's base rate down to
     ``min_lr_ratio`` times it, after an optional linear warm-up.
 
-    Progress is the larger of the run's iteration fraction (``iteration / (max_epochs * epoch_length)``) and the
+    Progress is the largest of the run's iteration fraction (``iteration / (max_epochs * epoch_length)``), the
     spent fraction of a wall-clock budget (``engine.state.budget_progress``, written by a
-    :class:`WallClockBudgetHandler` attached to the same engine). So with ``max_epochs`` large and a budget of
+    :class:`WallClockBudgetHandler` attached to the same engine) and of a step budget (``engine.state.step_progress``,
+    written by :class:`StepBudgetHandler`). So with ``max_epochs`` large and a budget of
     ``N`` minutes the learning rate decays over the ``N`` minutes, whatever the machine's speed; without a budget it
     decays over the epochs. Base rates are the optimizer's ``initial_lr`` (set by torch schedulers) or its ``lr``
     when the engine starts. On resume a budgeted run starts a new budget, as :class:`WallClockBudgetHandler` does.
@@ -280,9 +323,9 @@ class CosineLRHandler:
         state = engine.state
         total = (state.max_epochs or 0) * (state.epoch_length or 0)
         progress = (state.iteration - 1) / total if total > 0 else 0.0
-        budget = getattr(state, "budget_progress", None)
-        if budget is not None:
-            progress = max(progress, float(budget))
+        for budget in (getattr(state, "budget_progress", None), getattr(state, "step_progress", None)):
+            if budget is not None:
+                progress = max(progress, float(budget))
         return min(max(progress, 0.0), 1.0)
 
     def factor(self, progress: float) -> float:

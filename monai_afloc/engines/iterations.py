@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -192,6 +193,11 @@ def _autocast(engine: Any, device: torch.device):
     return torch.autocast(device_type=device.type, **kwargs)
 
 
+def _autocast_dtype(engine: Any) -> torch.dtype | None:
+    """The dtype the engine's ``amp_kwargs`` ask for (``None``: autocast's default for the device)."""
+    return dict(getattr(engine, "amp_kwargs", None) or {}).get("dtype")
+
+
 def _engine_device(engine: Any) -> torch.device:
     device = getattr(engine.state, "device", None)
     if device is None:
@@ -210,8 +216,10 @@ class AFLocTrainIteration:
     token_type_ids)`` (through ``engine.inferer`` when set, e.g. ``SimpleInferer``); ``losses = loss_fn(**outputs)``;
     ``losses["loss"].backward()``; optional gradient clipping; ``optimizer.step()``. With ``engine.amp`` the network's
     forward runs under ``torch.autocast`` on the engine's device type (``engine.amp_kwargs`` passed through, e.g.
-    ``{"dtype": torch.bfloat16}``), its outputs are cast back to float32 and the loss (softmaxes, log-sum-exp and
-    logit scales) is computed in float32; on CUDA the engine's ``GradScaler`` scales the loss. MONAI's
+    ``{"dtype": torch.bfloat16}``), its outputs are cast back to float32 and the loss is called under the same
+    autocast: the AFLoc losses then run their attention-weighted matrix products in the reduced dtype and keep logits,
+    softmaxes, log-sum-exp and logit scales in float32. With float16 on CUDA the engine's ``GradScaler`` scales the
+    loss (bfloat16 needs no scaling); :func:`monai_afloc.engines.resolve_amp` picks the settings for a device. MONAI's
     ``IterationEvents`` (forward, loss, backward, model completed) are fired as ``SupervisedTrainer`` does, with
     ``engine.state.output`` holding the loss tensors.
 
@@ -280,19 +288,20 @@ class AFLocTrainIteration:
         device = _engine_device(engine)
         inputs = _engine_inputs(engine, batchdata, device, self.image_key, self.text_prefix, self.trim_padding)
         amp = bool(getattr(engine, "amp", False))
-        scaler = getattr(engine, "scaler", None) if amp and device.type == "cuda" else None
+        scaler = None
+        if amp and device.type == "cuda" and _autocast_dtype(engine) in (None, torch.float16):
+            scaler = getattr(engine, "scaler", None)
 
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=bool(getattr(engine, "optim_set_to_none", False)))
-        if amp:
-            with _autocast(engine, device):
-                outputs = _forward(engine, inputs)
-            outputs = _to_float32(outputs)  # the contrastive loss runs in float32, outside autocast
-        else:
+        with _autocast(engine, device) if amp else nullcontext():
             outputs = _forward(engine, inputs)
-        engine.state.output = {"pred": outputs}
-        _fire(engine, IterationEvents.FORWARD_COMPLETED)
-        losses = _check_losses(loss_fn(**outputs))
+            if amp:
+                outputs = _to_float32(outputs)
+            engine.state.output = {"pred": outputs}
+            _fire(engine, IterationEvents.FORWARD_COMPLETED)
+            # under autocast the losses choose their own precision (see monai_afloc.losses)
+            losses = _check_losses(loss_fn(**outputs))
         engine.state.output = dict(losses)
         _fire(engine, IterationEvents.LOSS_COMPLETED)
         values = _as_floats(losses, engine.state.iteration)  # raises before a NaN reaches the weights
@@ -373,13 +382,11 @@ class AFLocEvalIteration:
         device = _engine_device(engine)
         inputs = _engine_inputs(engine, batchdata, device, self.image_key, self.text_prefix, self.trim_padding)
         engine.network.eval()
-        with torch.no_grad():
-            if bool(getattr(engine, "amp", False)):
-                with _autocast(engine, device):
-                    outputs = _forward(engine, inputs)
+        amp = bool(getattr(engine, "amp", False))
+        with torch.no_grad(), _autocast(engine, device) if amp else nullcontext():
+            outputs = _forward(engine, inputs)
+            if amp:
                 outputs = _to_float32(outputs)
-            else:
-                outputs = _forward(engine, inputs)
             losses = _check_losses(self.loss_function(**outputs))
         engine.state.output = dict(losses)
         _fire(engine, IterationEvents.FORWARD_COMPLETED)

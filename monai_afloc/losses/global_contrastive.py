@@ -84,7 +84,7 @@ class GlobalContrastiveLoss(_Loss):
             text_embeddings: ``[B, D]`` (e.g. ``AFLocKeys.TEXT_REPORT``); row ``i`` matches image ``i``.
 
         Returns:
-            the scalar loss (float32 for half-precision inputs).
+            the scalar loss (float32 for half-precision inputs; computed in float32 under ``torch.autocast``).
 
         Raises:
             TypeError: non-tensor or non-floating-point inputs.
@@ -101,6 +101,10 @@ class GlobalContrastiveLoss(_Loss):
             raise ValueError(
                 f"inputs must be on one device, got {image_embeddings.device} and {text_embeddings.device}."
             )
+        device_type = image_embeddings.device.type
+        if device_type in ("cpu", "cuda") and torch.is_autocast_enabled(device_type):
+            with torch.autocast(device_type, enabled=False):  # B x B cosines: cheap, kept in float32
+                return self.forward(image_embeddings, text_embeddings)
         all_images = distributed.gather_features(image_embeddings, self.rank, self.world_size)
         all_texts = distributed.gather_features(text_embeddings, self.rank, self.world_size)
         dtype = torch.promote_types(torch.promote_types(image_embeddings.dtype, text_embeddings.dtype), torch.float32)

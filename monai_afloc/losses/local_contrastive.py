@@ -26,9 +26,17 @@ token features ``W_j`` (``D x n_j``):
 All image-text pairs are computed at once with padding masks, ``chunk_size`` texts at a time, by a custom
 autograd function that keeps only its inputs and recomputes each chunk in the backward pass with hand-written
 gradients, so peak memory is bounded by the chunk (not by the batch) and the gradients equal the unchunked ones.
+
+Mixed precision: under ``torch.autocast`` (CPU or CUDA) the four matrix products of each chunk that consume
+attention weights or their gradients (the context in the forward pass, three products in the backward pass) run in
+the autocast dtype (bfloat16 / float16, accumulating in float32), while the attention logits, both softmaxes, the
+norms, the cosines, the log-sum-exp and the cross-entropy stay in float32. Outside autocast everything is float32, exactly
+as before (the reference mode).
 """
 
 from __future__ import annotations
+
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -76,6 +84,8 @@ def _chunk_state(
     attention_scale: float,
     eps: float,
     keep: bool,
+    mm_dtype: torch.dtype | None = None,
+    regions_mm: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """
     Word-context cosine similarities of every image with a chunk of texts (no autograd).
@@ -87,6 +97,9 @@ def _chunk_state(
         attention_scale: factor between the two softmaxes.
         eps: lower bound of the norm product of the cosine.
         keep: keep the intermediates the backward pass needs (else work in place and return ``s`` only).
+        mm_dtype: dtype of the matrix products (``None``: the inputs' dtype); everything else stays in the inputs'
+            dtype.
+        regions_mm: ``regions`` already cast to ``mm_dtype`` (saves a cast per chunk).
 
     Returns:
         a dict with ``s`` ``[Bi, c * Lc]`` (index ``k = text * Lc + word``) and, when ``keep``: ``p``
@@ -97,7 +110,10 @@ def _chunk_state(
     n_txt, _, n_pos = texts.shape
     k = n_txt * n_pos
     w = texts.permute(1, 0, 2).reshape(dim, k)
+    # the attention logits stay float32 in every mode: their errors are amplified by the softmax over words
     att = torch.matmul(regions.transpose(1, 2), w)  # [Bi, R, k]
+    if mm_dtype is not None and regions_mm is None:
+        regions_mm = regions.to(mm_dtype)
     att4 = att.view(n_img, n_reg, n_txt, n_pos)
     att4.masked_fill_(~mask.view(1, 1, n_txt, n_pos), float("-inf"))
     att4.sub_(att4.amax(dim=-1, keepdim=True)).exp_()  # softmax over the words, in place
@@ -105,7 +121,10 @@ def _chunk_state(
     q = att * attention_scale if keep else att.mul_(attention_scale)
     q.sub_(q.amax(dim=1, keepdim=True)).exp_()  # softmax over the regions, in place
     q.div_(q.sum(dim=1, keepdim=True))
-    context = torch.bmm(regions, q)  # [Bi, D, k]
+    if mm_dtype is None:
+        context = torch.bmm(regions, q)  # [Bi, D, k]
+    else:
+        context = torch.bmm(regions_mm, q.to(mm_dtype)).to(regions.dtype)
     norm_context = torch.linalg.vector_norm(context, dim=1)
     norm_w = torch.linalg.vector_norm(w, dim=0)
     norm = norm_context * norm_w
@@ -130,18 +149,22 @@ class _LocalSimilarityFunction(torch.autograd.Function):
     """Chunked all-pairs word-context cosines with recomputation in backward (see :func:`local_similarities`)."""
 
     @staticmethod
-    def forward(ctx, regions, texts, lengths, attention_scale, eps, chunk_size):
+    def forward(ctx, regions, texts, lengths, attention_scale, eps, chunk_size, mm_dtype=None):
         n_img = regions.shape[0]
         n_txt, _, max_len = texts.shape
         plan = _plan_chunks(lengths, chunk_size)
         positions = torch.arange(max_len, device=texts.device)
         out = regions.new_zeros(n_img, n_txt, max_len)
+        regions_mm = None if mm_dtype is None else regions.to(mm_dtype)
         for idx, n_pos in plan:
             mask = positions[:n_pos] < lengths[idx, None]
-            s = _chunk_state(regions, texts[idx, :, :n_pos], mask, attention_scale, eps, keep=False)["s"]
+            s = _chunk_state(
+                regions, texts[idx, :, :n_pos], mask, attention_scale, eps, keep=False, mm_dtype=mm_dtype,
+                regions_mm=regions_mm,
+            )["s"]
             out[:, idx, :n_pos] = s.view(n_img, idx.numel(), n_pos).masked_fill_(~mask, 0.0)
         ctx.save_for_backward(regions, texts, lengths)
-        ctx.plan, ctx.attention_scale, ctx.eps = plan, attention_scale, eps
+        ctx.plan, ctx.attention_scale, ctx.eps, ctx.mm_dtype = plan, attention_scale, eps, mm_dtype
         return out
 
     @staticmethod
@@ -149,7 +172,9 @@ class _LocalSimilarityFunction(torch.autograd.Function):
     def backward(ctx, grad_s):
         regions, texts, lengths = ctx.saved_tensors
         need_regions, need_texts = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        a, eps = ctx.attention_scale, ctx.eps
+        a, eps, mm_dtype = ctx.attention_scale, ctx.eps, ctx.mm_dtype
+        if mm_dtype is not None:
+            return _reduced_precision_backward(ctx, grad_s, regions, texts, lengths, need_regions, need_texts)
         n_img, dim, n_reg = regions.shape
         tiny = torch.finfo(regions.dtype).tiny
         positions = torch.arange(texts.shape[2], device=texts.device)
@@ -194,7 +219,70 @@ class _LocalSimilarityFunction(torch.autograd.Function):
                 grad_w += torch.bmm(regions, grad_att).sum(dim=0)
                 grad_texts[idx, :, :n_pos] = grad_w.view(dim, n_txt, n_pos).permute(1, 0, 2)
             del grad_att
-        return grad_regions, grad_texts, None, None, None, None
+        return grad_regions, grad_texts, None, None, None, None, None
+
+
+def _reduced_precision_backward(ctx, grad_s, regions, texts, lengths, need_regions, need_texts):
+    """
+    The backward pass of :class:`_LocalSimilarityFunction` with its matrix products in ``ctx.mm_dtype`` (float32
+    accumulation) and every elementwise step (softmax and cosine gradients) in float32. The products over the image
+    batch are written as single matrix products (``[D, Bi * R] @ [Bi * R, k]``) rather than batched ones.
+    """
+    a, eps, mm_dtype = ctx.attention_scale, ctx.eps, ctx.mm_dtype
+    n_img, dim, n_reg = regions.shape
+    tiny = torch.finfo(regions.dtype).tiny
+    positions = torch.arange(texts.shape[2], device=texts.device)
+    regions_mm = regions.to(mm_dtype)
+    regions_flat = regions_mm.permute(1, 0, 2).reshape(dim, n_img * n_reg)  # [D, Bi * R]
+    grad_regions = torch.zeros_like(regions) if need_regions else None
+    grad_texts = torch.zeros_like(texts) if need_texts else None
+    for idx, n_pos in ctx.plan:
+        n_txt = idx.numel()
+        k = n_txt * n_pos
+        mask = positions[:n_pos] < lengths[idx, None]
+        st = _chunk_state(regions, texts[idx, :, :n_pos], mask, a, eps, keep=True, mm_dtype=mm_dtype,
+                          regions_mm=regions_mm)
+        p, q, context, w, s = st["p"], st["q"], st["context"], st["w"], st["s"]
+        g = grad_s[:, idx, :n_pos].reshape(n_img, k) * mask.reshape(1, k)
+        alpha = g / st["denom"]
+        unclamped = st["norm"] > eps
+        beta_context = torch.where(unclamped, g * s / st["norm_context"].square().clamp(min=tiny), 0.0)
+        beta_w = torch.where(unclamped, g * s / st["norm_w"].square().clamp(min=tiny), 0.0)
+        grad_w = None
+        if need_texts:
+            grad_w = (context * alpha[:, None, :]).sum(dim=0) - w * beta_w.sum(dim=0)
+        grad_context = context.mul_(-beta_context[:, None, :]).addcmul_(alpha[:, None, :], w).to(mm_dtype)
+        del context, st
+        q_mm = q.to(mm_dtype)
+        if need_regions:
+            grad_regions += torch.bmm(grad_context, q_mm.transpose(1, 2))
+        del q_mm
+        grad_q = torch.bmm(regions_mm.transpose(1, 2), grad_context).to(regions.dtype)  # [Bi, R, k]
+        del grad_context
+        grad_q.mul_(q)
+        grad_q.sub_(q.mul_(grad_q.sum(dim=1, keepdim=True))).mul_(a)
+        del q
+        grad_p4, p4 = grad_q.view(n_img, n_reg, n_txt, n_pos), p.view(n_img, n_reg, n_txt, n_pos)
+        grad_p4.mul_(p4)
+        grad_p4.sub_(p4.mul_(grad_p4.sum(dim=-1, keepdim=True)))
+        del p, p4, grad_p4
+        grad_att = grad_q.to(mm_dtype).view(n_img * n_reg, k)  # [Bi * R, k]
+        del grad_q
+        if need_regions:
+            grad_regions += (w.to(mm_dtype) @ grad_att.t()).view(dim, n_img, n_reg).permute(1, 0, 2)
+        if need_texts:
+            grad_w += regions_flat @ grad_att
+            grad_texts[idx, :, :n_pos] = grad_w.view(dim, n_txt, n_pos).permute(1, 0, 2)
+        del grad_att
+    return grad_regions, grad_texts, None, None, None, None, None
+
+
+def _autocast_dtype(tensor: torch.Tensor) -> torch.dtype | None:
+    """The autocast dtype active for ``tensor``'s device type, or ``None`` outside autocast."""
+    device_type = tensor.device.type
+    if device_type not in ("cpu", "cuda") or not torch.is_autocast_enabled(device_type):
+        return None
+    return torch.get_autocast_dtype(device_type)
 
 
 def _prepare_inputs(region_features, text_features, lengths, same_batch: bool):
@@ -341,9 +429,19 @@ class LocalContrastiveLoss(_Loss):
         Returns:
             ``[Bi, Bt]``.
         """
-        regions, texts, lengths, mask = _prepare_inputs(region_features, text_features, lengths, same_batch=False)
-        regions, texts = self._attention_inputs(regions, texts)
-        s = _LocalSimilarityFunction.apply(regions, texts, lengths, self.attention_scale, self.eps, self.chunk_size)
+        mm_dtype = _autocast_dtype(region_features)
+        with torch.autocast(region_features.device.type, enabled=False) if mm_dtype is not None else nullcontext():
+            regions, texts, lengths, mask = _prepare_inputs(
+                region_features, text_features, lengths, same_batch=False
+            )
+            regions, texts = self._attention_inputs(regions, texts)
+            s = _LocalSimilarityFunction.apply(
+                regions, texts, lengths, self.attention_scale, self.eps, self.chunk_size, mm_dtype
+            )
+            return self._aggregate(s, mask, lengths)
+
+    def _aggregate(self, s: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``[Bi, Bt, L]`` word cosines -> ``[Bi, Bt]`` pair logits (float32 like ``s``)."""
         x = (self.similarity_scale * s).masked_fill(~mask[None], float("-inf"))
         if self.aggregation == LocalAggregation.MAX:
             score = x.amax(dim=-1)

@@ -28,6 +28,7 @@ from monai_afloc.engines import (
     AFLocProgressBar,
     ResumableCheckpointHandler,
     CosineLRHandler,
+    StepBudgetHandler,
     WallClockBudgetHandler,
     latest_checkpoint,
     saved_training_settings,
@@ -106,6 +107,29 @@ class TestWallClockBudgetHandler(unittest.TestCase):
                 WallClockBudgetHandler(minutes=bad)
         with self.assertRaises(ValueError):
             WallClockBudgetHandler(minutes=1, check_every=0)
+
+
+class TestStepBudgetHandler(unittest.TestCase):
+    def test_stops_at_the_step_and_drives_the_cosine(self):
+        p = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([p], lr=1.0)
+        lrs, completed = [], []
+        engine = Engine(lambda e, b: lrs.append(opt.param_groups[0]["lr"]))
+        StepBudgetHandler(max_steps=4).attach(engine)
+        CosineLRHandler(opt, min_lr_ratio=0.0).attach(engine)
+        engine.add_event_handler(Events.COMPLETED, lambda e: completed.append(e.state.iteration))
+        engine.run(range(3), max_epochs=1000)
+        self.assertEqual((engine.state.iteration, completed, engine.state.step_progress), (4, [4], 1.0))
+        np.testing.assert_allclose(lrs, 0.5 * (1 + np.cos(np.pi * np.array([0.0, 0.25, 0.5, 0.75]))), atol=1e-12)
+
+    def test_disabled_and_ill_arg(self):
+        engine = Engine(lambda e, b: None)
+        StepBudgetHandler(None).attach(engine)
+        engine.run(range(3), max_epochs=2)
+        self.assertEqual(engine.state.iteration, 6)
+        for bad in (0, -1, 2.5, "3"):
+            with self.assertRaises((TypeError, ValueError)):
+                StepBudgetHandler(bad)
 
 
 class TestCosineLRHandler(unittest.TestCase):

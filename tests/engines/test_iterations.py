@@ -163,6 +163,24 @@ class TestAFLocIterations(unittest.TestCase):
         clip.assert_called_once()
         self.assertEqual(clip.call_args[0][1], 0.5)
 
+    def test_resolve_amp(self):
+        from monai_afloc.engines import cpu_has_native_bf16, resolve_amp
+
+        self.assertEqual(resolve_amp(False, "cpu"), (False, {}))
+        self.assertEqual(resolve_amp(True, "cpu"), (True, {"dtype": torch.bfloat16}))
+        expected = (True, {"dtype": torch.bfloat16}) if cpu_has_native_bf16() else (False, {})
+        self.assertEqual(resolve_amp("auto", torch.device("cpu")), expected)
+        with mock.patch("monai_afloc.engines.amp.cpu_has_native_bf16", return_value=False):
+            self.assertEqual(resolve_amp("auto", "cpu"), (False, {}))
+        with mock.patch("torch.cuda.is_bf16_supported", return_value=False):
+            self.assertEqual(resolve_amp("auto", "cuda"), (True, {"dtype": torch.float16}))
+        self.assertEqual(resolve_amp("auto", "mps"), (False, {}))
+        for bad in ("yes", 1, None):
+            with self.assertRaises(ValueError):
+                resolve_amp(bad, "cpu")
+        with self.assertRaises(TypeError):
+            resolve_amp("auto", 0)
+
     def test_amp_on_cpu_bfloat16(self):
         trainer = make_trainer(self._net(), self.batches[:1], amp=True, amp_kwargs={"dtype": torch.bfloat16})
         trainer.run()

@@ -93,3 +93,14 @@ class TestGlobalContrastiveLoss(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestGlobalUnderAutocast(unittest.TestCase):
+    def test_float32_inside_autocast(self):
+        g = torch.Generator().manual_seed(0)
+        img, txt = torch.randn(5, 16, generator=g), torch.randn(5, 16, generator=g)
+        expected = GlobalContrastiveLoss()(img, txt)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = GlobalContrastiveLoss()(img, txt)
+        self.assertEqual(got.dtype, torch.float32)
+        torch.testing.assert_close(got, expected)

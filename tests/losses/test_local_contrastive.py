@@ -119,6 +119,28 @@ class TestLocalContrastiveLoss(unittest.TestCase):
         for got, exp in zip(grads, expected_grads):
             torch.testing.assert_close(got, exp, rtol=1e-5, atol=1e-5)
 
+    def test_autocast_bfloat16_products_close_to_float32(self):
+        # under CPU autocast the attention-weighted products run in bfloat16, the rest in float32
+        regions, texts, lengths = make_inputs(
+            batch=6, dim=32, h=5, w=5, length=9, lengths=(9, 1, 4, 9, 2, 6), dtype=torch.float32, seed=3
+        )
+        loss_fn = LocalContrastiveLoss(chunk_size=4)
+        expected = reference_loss(regions.double(), texts.double(), lengths)
+        expected_grads = torch.autograd.grad(expected, (regions, texts))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = loss_fn(regions, texts, lengths)
+            logits = loss_fn.logits(regions, texts, lengths)
+        self.assertEqual((loss.dtype, logits.dtype), (torch.float32, torch.float32))
+        grads = torch.autograd.grad(loss, (regions, texts))
+        self.assertLess(abs(float(loss) - float(expected)) / abs(float(expected)), 1e-2)
+        for got, exp in zip(grads, expected_grads):
+            rel = float((got.double() - exp).norm() / exp.norm())
+            self.assertLess(rel, 5e-2)
+        # the float32 path outside autocast is untouched: bit-identical to itself, exact against the loop
+        plain = loss_fn(regions, texts, lengths)
+        self.assertNotEqual(float(plain), float(loss))
+        torch.testing.assert_close(plain.double(), expected, rtol=1e-5, atol=1e-5)
+
     def test_chunk_size_invariance(self):
         regions, texts, lengths = make_inputs(batch=7, lengths=(1, 7, 4, 2, 7, 5, 3), seed=2)
         results = []

@@ -29,6 +29,8 @@ SHAPE_CASES = [
     ({"backbone": "resnet18", "embed_dim": 8, "input_size": None}, 224, (28, 28), (14, 14)),
     ({"backbone": "resnet34", "embed_dim": 8, "input_size": None, "in_channels": 1}, 160, (20, 20), (10, 10)),
     ({"backbone": "densenet121", "embed_dim": 8, "input_size": None}, 224, (28, 28), (14, 14)),
+    # no stem max pool: every grid doubles (the demo's 16x16 sentence grid at 128 px)
+    ({"backbone": "resnet10", "embed_dim": 8, "input_size": None, "stem_pool": False}, 128, (32, 32), (16, 16)),
 ]
 
 
@@ -43,6 +45,16 @@ class TestImageEncoder(unittest.TestCase):
         self.assertEqual(out[AFLocKeys.IMAGE_SENTENCES].shape, (2, d, *grid3))
         self.assertEqual(out[AFLocKeys.IMAGE_REPORT].shape, (2, d))
         self.assertEqual(enc.feature_grid_sizes(size), (grid2, grid3))
+
+    def test_stem_pool_keeps_the_parameters(self):
+        with_pool = AFLocImageEncoder("resnet10", embed_dim=8, input_size=None)
+        without = AFLocImageEncoder("resnet10", embed_dim=8, input_size=None, stem_pool=False)
+        self.assertEqual(sorted(with_pool.state_dict()), sorted(without.state_dict()))
+        without.load_state_dict(with_pool.state_dict())
+        with self.assertRaises(ValueError):
+            AFLocImageEncoder("densenet121", embed_dim=8, stem_pool=False)
+        with self.assertRaises(TypeError):
+            AFLocImageEncoder("resnet10", embed_dim=8, stem_pool="no")
 
     def test_torchvision_parameter_names(self):
         enc = AFLocImageEncoder("resnet50", embed_dim=8)

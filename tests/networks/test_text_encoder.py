@@ -237,3 +237,48 @@ class TestDynamicPadding(unittest.TestCase):
         got = PromptEncoder(net)(prompts)
         ref = net.encode_text(**net.tokenize(prompts))[AFLocKeys.TEXT_REPORT]  # max_length padding, as the release
         torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+
+
+class TestFeatureCache(unittest.TestCase):
+    def setUp(self):
+        torch.manual_seed(0)
+        self.enc = AFLocTextEncoder(_BERT, local_files_only=True, freeze=True, feature_cache_size=3).eval()
+        self.ref = AFLocTextEncoder(_BERT, local_files_only=True, freeze=True).eval()
+        self.ref.load_state_dict(self.enc.state_dict())
+
+    def test_same_outputs_and_counts(self):
+        batch = self.enc.tokenize(REPORTS[:2])
+        with torch.no_grad():
+            first, second, expected = self.enc(**batch), self.enc(**batch), self.ref(**batch)
+        for key in expected:
+            torch.testing.assert_close(first[key], expected[key], rtol=1e-5, atol=1e-4)
+            torch.testing.assert_close(second[key], first[key], rtol=0, atol=0)
+        self.assertEqual((self.enc.feature_cache_hits, self.enc.feature_cache_misses), (2, 2))
+
+    def test_eviction_and_clear_on_load(self):
+        with torch.no_grad():
+            for text in REPORTS[:5]:
+                self.enc(**self.enc.tokenize([text]))
+            self.assertEqual(len(self.enc._feature_cache), 3)
+            self.enc(**self.enc.tokenize([REPORTS[0]]))  # evicted: computed again
+            self.assertEqual(self.enc.feature_cache_misses, 6)
+            self.enc.load_state_dict(self.ref.state_dict())
+            self.assertEqual(len(self.enc._feature_cache), 0)
+
+    def test_trainable_model_is_never_cached(self):
+        enc = AFLocTextEncoder(_BERT, local_files_only=True, feature_cache_size=8)
+        out = enc(**enc.tokenize(REPORTS[:2]))
+        self.assertEqual(len(enc._feature_cache), 0)
+        out["text_report"].sum().backward()
+        self.assertTrue(any(p.grad is not None for p in enc.model.parameters()))
+
+    def test_copies_and_bad_size(self):
+        import copy
+
+        with torch.no_grad():
+            self.enc(**self.enc.tokenize(REPORTS[:1]))
+        clone = copy.deepcopy(self.enc)
+        self.assertEqual(len(clone._feature_cache), 0)
+        for bad in (-1, 1.5, True):
+            with self.assertRaises(ValueError):
+                AFLocTextEncoder(_BERT, local_files_only=True, feature_cache_size=bad)

@@ -44,7 +44,7 @@ SUPPORTED_IMAGE_BACKBONES: dict[str, tuple[int, int, int]] = {
 _RESNETS = {"resnet10": resnet10, "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
 
 
-def _build_backbone(name: str, in_channels: int) -> nn.Module:
+def _build_backbone(name: str, in_channels: int, stem_pool: bool = True) -> nn.Module:
     if name in _RESNETS:
         # these arguments give exactly torchvision's parameter names and numerics
         net = _RESNETS[name](
@@ -55,9 +55,12 @@ def _build_backbone(name: str, in_channels: int) -> nn.Module:
             shortcut_type="B",
             bias_downsample=False,
             feed_forward=False,
+            no_max_pool=not stem_pool,
         )
         net.fc = None
         return net
+    if not stem_pool:
+        raise ValueError(f"stem_pool=False is available for the ResNet backbones, not {name!r}.")
     net = DenseNet121(spatial_dims=2, in_channels=in_channels, out_channels=1)
     return net.features  # keys: conv0, norm0, ..., denseblock4, norm5 (torchvision's "features.*" minus the prefix)
 
@@ -76,6 +79,9 @@ class AFLocImageEncoder(nn.Module):
         freeze_backbone: if True the backbone's parameters get ``requires_grad=False`` (the heads stay trainable).
         backbone_weights: optional path to a torchvision-format state dict of the backbone (e.g. ImageNet
             ``resnet50`` weights saved beforehand); loaded with ``weights_only=True``; ``fc.*`` keys are ignored.
+        stem_pool: keep the stem's 3x3 stride-2 max pool (True, reference). ``False`` (ResNets only) drops it, which
+            doubles every feature grid (e.g. ResNet at 128 px: sentence-level regions 16x16 instead of 8x8) for about
+            4x the backbone's compute; the parameters are the same, so weights load either way.
 
     Shapes (reference, 299 input, ResNet-50): ``image_words`` ``[B, D, 38, 38]``, ``image_sentences``
     ``[B, D, 19, 19]``, ``image_report`` ``[B, D]``.
@@ -100,9 +106,13 @@ class AFLocImageEncoder(nn.Module):
         input_size: int | None = 299,
         freeze_backbone: bool = False,
         backbone_weights: str | None = None,
+        stem_pool: bool = True,
     ) -> None:
         super().__init__()
         backbone = look_up_option(backbone, tuple(SUPPORTED_IMAGE_BACKBONES))
+        if not isinstance(stem_pool, bool):
+            raise TypeError(f"stem_pool must be a bool, got {type(stem_pool).__name__}: {stem_pool!r}.")
+        self.stem_pool = stem_pool
         for name, value in (("embed_dim", embed_dim), ("in_channels", in_channels)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}.")
@@ -114,7 +124,7 @@ class AFLocImageEncoder(nn.Module):
         self.input_size = input_size
         c2, c3, c4 = SUPPORTED_IMAGE_BACKBONES[backbone]
         self.feature_channels = (c2, c3, c4)
-        self.backbone = _build_backbone(backbone, in_channels)
+        self.backbone = _build_backbone(backbone, in_channels, stem_pool)
         if backbone_weights is not None:
             self.load_backbone_weights(backbone_weights)
         # names follow the AFLoc release so its checkpoints map one to one
@@ -153,7 +163,9 @@ class AFLocImageEncoder(nn.Module):
             f3 = b.denseblock3(b.transition2(f2))
             f4 = F.relu(b.norm5(b.denseblock4(b.transition3(f3))))
             return f2, f3, f4
-        x = b.maxpool(b.act(b.bn1(b.conv1(x))))
+        x = b.act(b.bn1(b.conv1(x)))
+        if self.stem_pool:
+            x = b.maxpool(x)
         f2 = b.layer2(b.layer1(x))
         f3 = b.layer3(f2)
         f4 = b.layer4(f3)

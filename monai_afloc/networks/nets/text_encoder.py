@@ -22,7 +22,9 @@ mean over *all* positions, padding included. All pooling is vectorized with scat
 from __future__ import annotations
 
 import os
+import threading
 import warnings
+from collections import OrderedDict
 
 import torch
 import torch.nn as nn
@@ -157,6 +159,12 @@ class AFLocTextEncoder(nn.Module):
             a buffer (``text_center``, saved with the weights), set from the first training batch and then updated
             in training mode with ``center_momentum``; evaluation uses it as it is.
         center_momentum: weight of each new training batch in the running mean (0 < m <= 1).
+        feature_cache_size: when > 0 and the text model is frozen (no parameter requires a gradient), the summed
+            hidden states of each distinct token sequence are computed once and kept for up to this many sequences
+            (least recently used evicted; keyed by the real tokens' ids and token types, the autocast dtype and the
+            device), so training on a frozen text model runs it once per distinct report instead of once per step.
+            Centring, pooling and the projection still run on every call. The cache is cleared whenever weights are
+            loaded. ``0`` (default): no cache.
         model, tokenizer: alternatively, an already built ``transformers`` model and tokenizer.
 
     The tokenizer's vocabulary decides word grouping: WordPiece (``##`` continuation pieces) matches the reference
@@ -187,8 +195,16 @@ class AFLocTextEncoder(nn.Module):
         tokenizer=None,
         center: bool = False,
         center_momentum: float = 0.05,
+        feature_cache_size: int = 0,
     ) -> None:
         super().__init__()
+        if isinstance(feature_cache_size, bool) or not isinstance(feature_cache_size, int) or feature_cache_size < 0:
+            raise ValueError(f"feature_cache_size must be an int >= 0, got {feature_cache_size!r}.")
+        self.feature_cache_size = feature_cache_size
+        self._feature_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._feature_cache_lock = threading.Lock()
+        self.feature_cache_hits = 0
+        self.feature_cache_misses = 0
         if not _has_transformers:
             raise ImportError("AFLocTextEncoder needs the 'transformers' package.")
         self.aggregation = look_up_option(aggregation, ("sum", "mean"))
@@ -263,6 +279,81 @@ class AFLocTextEncoder(nn.Module):
                     self.text_center.copy_(batch_mean)
                     self.text_center_initialized.fill_(True)
         return hidden - self.text_center.to(hidden.dtype)
+
+    def _hidden(self, kwargs: dict) -> torch.Tensor:
+        """The sum of the last ``last_n_layers`` hidden states, ``[B, T, Dh]``."""
+        out = self.model(**kwargs)
+        return torch.stack(out.hidden_states[-self.last_n_layers :], dim=0).sum(0)
+
+    def _cache_active(self) -> bool:
+        return self.feature_cache_size > 0 and not any(p.requires_grad for p in self.model.parameters())
+
+    def __getstate__(self) -> dict:
+        # copies and pickles get an empty cache and a fresh lock (a lock cannot be copied)
+        state = self.__dict__.copy()
+        state["_feature_cache"] = OrderedDict()
+        state.pop("_feature_cache_lock", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._feature_cache_lock = threading.Lock()
+
+    def clear_feature_cache(self) -> None:
+        """Forget every cached token feature (see ``feature_cache_size``)."""
+        with self._feature_cache_lock:
+            self._feature_cache.clear()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        self.clear_feature_cache()  # new weights: cached features are stale
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _cached_hidden(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None
+    ) -> torch.Tensor:
+        """:meth:`_hidden` through the per-sequence cache; rows are zero beyond each sequence's real tokens."""
+        n_valid = attention_mask.long().sum(1)
+        device = input_ids.device
+        amp = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
+        ids_cpu = input_ids.detach().to("cpu", torch.int64).numpy()
+        types_cpu = None if token_type_ids is None else token_type_ids.detach().to("cpu", torch.int64).numpy()
+        lengths = n_valid.tolist()
+        keys = [
+            (str(device), amp, ids_cpu[i, :n].tobytes(), b"" if types_cpu is None else types_cpu[i, :n].tobytes())
+            for i, n in enumerate(lengths)
+        ]
+        with self._feature_cache_lock:
+            rows = [self._feature_cache.get(k) for k in keys]
+            for k, r in zip(keys, rows):
+                if r is not None:
+                    self._feature_cache.move_to_end(k)
+        missing = [i for i, r in enumerate(rows) if r is None]
+        if missing:
+            sel = torch.as_tensor(missing, device=device)
+            width = max(lengths[i] for i in missing)
+            kwargs = {
+                "input_ids": input_ids[sel, :width],
+                "attention_mask": attention_mask[sel, :width],
+                "output_hidden_states": True,
+            }
+            if token_type_ids is not None:
+                kwargs["token_type_ids"] = token_type_ids[sel, :width]
+            with torch.no_grad():
+                fresh = self._hidden(kwargs)
+            packed = fresh[kwargs["attention_mask"].bool()]  # [sum of lengths, Dh]
+            new_rows = torch.split(packed, [lengths[i] for i in missing])
+            with self._feature_cache_lock:
+                for i, r in zip(missing, new_rows):
+                    rows[i] = r
+                    self._feature_cache[keys[i]] = r
+                while len(self._feature_cache) > self.feature_cache_size:
+                    self._feature_cache.popitem(last=False)
+        self.feature_cache_hits += len(keys) - len(missing)
+        self.feature_cache_misses += len(missing)
+        hidden = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)  # [B, max length, Dh]
+        if hidden.shape[1] < input_ids.shape[1]:
+            hidden = torch.nn.functional.pad(hidden, (0, 0, 0, input_ids.shape[1] - hidden.shape[1]))
+        return hidden
 
     @staticmethod
     def _vocab_tables(tokenizer) -> tuple[torch.Tensor, int, str]:
@@ -353,8 +444,10 @@ class AFLocTextEncoder(nn.Module):
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "output_hidden_states": True}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
-        out = self.model(**kwargs)
-        hidden = torch.stack(out.hidden_states[-self.last_n_layers :], dim=0).sum(0)  # [B, T, Dh]
+        if self._cache_active():
+            hidden = self._cached_hidden(input_ids, attention_mask, token_type_ids)
+        else:
+            hidden = self._hidden(kwargs)
         if self.center:
             hidden = self._centered(hidden, attention_mask)
         ids = input_ids.long()
