@@ -479,6 +479,7 @@ def _load_own(directory: str, text_model_name_or_path: str | None, map_location:
         last_n_layers=txt_cfg.get("last_n_layers", 4),
         aggregation=txt_cfg.get("aggregation", "sum"),
         projection_dim=txt_cfg.get("projection_dim"),
+        projection_bias=bool(txt_cfg.get("projection_bias", True)),  # written since the option exists
         max_length=txt_cfg.get("max_length", 97),
         center=bool(txt_cfg.get("center", False)),
         center_momentum=txt_cfg.get("center_momentum", 0.05),
@@ -654,6 +655,7 @@ def save_afloc_checkpoint(
             "last_n_layers": text.last_n_layers,
             "aggregation": text.aggregation,
             "projection_dim": None if text.projection is None else int(text.projection.out_features),
+            "projection_bias": text.projection is None or text.projection.bias is not None,
             "max_length": text.max_length,
             "center": text.center,
             "center_momentum": text.center_momentum,

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["find_bundle", "train_with_bundle", "run_demo", "DEMO_SETTINGS", "ABLATIONS"]
+__all__ = ["find_bundle", "train_with_bundle", "run_demo", "DEMO_SETTINGS", "DEFAULT_STEPS", "ABLATIONS"]
 
 logger = logging.getLogger("monai_afloc.demo")
 
@@ -44,7 +44,7 @@ DEMO_SETTINGS: dict[str, Any] = {
     "sentence_sample_prob": 0.0,  # a random sentence subset often drops the one finding of a synthetic report
     "batch_size": 32,
     "learning_rate": 1e-3,
-    "epochs": 1000,  # the wall-clock budget ends training
+    "epochs": 1000,  # the step budget (run_demo's steps) ends training
     "num_workers": 0,
     "val_interval": 1,
 }
@@ -54,6 +54,7 @@ _RUN_ARGUMENTS: dict[str, str] = {
     "dataset_dir": "out_dir",
     "generate_synthetic": "out_dir",
     "budget_minutes": "minutes",
+    "max_steps": "steps",
     "text_model": "text_model",
     "seed": "seed",
 }
@@ -127,9 +128,14 @@ def _overlays(net: Any, items: list[dict], out_dir: str, sigma: float, n: int = 
     return paths
 
 
+#: training steps of each model in the default demo (the whole demo then fits in 10 minutes on 2 CPU cores)
+DEFAULT_STEPS = 300
+
+
 def run_demo(
     out_dir: str,
-    minutes: float = 8.0,
+    steps: int = DEFAULT_STEPS,
+    minutes: float | None = None,
     ablations: bool = False,
     n_train: int = 800,
     n_val: int = 64,
@@ -143,7 +149,10 @@ def run_demo(
     Run the whole demo into ``out_dir``; returns the metrics dictionary that is also written to ``metrics.json``.
 
     Args:
-        minutes: training budget of each trained model (AFLoc, and each ablation with ``ablations``).
+        steps: training iterations of each trained model (AFLoc, and each ablation with ``ablations``): the budget,
+            so one seed gives the same figures on any machine.
+        minutes: optional wall-clock cap per trained model (``None``: none); a run stopped by it ends early, with
+            the learning rate decayed over the cap.
         n_train, n_val, n_test: synthetic pre-training, validation and annotated test cases.
         image_size: side of the synthetic images.
         text_model: text model folder or hub id; default the offline all-MiniLM-L6-v2.
@@ -160,8 +169,10 @@ def run_demo(
     from monai_afloc.apps.synthetic import SyntheticCXRGenerator, make_synthetic_dataset
     from monai_afloc.checkpoint import load_afloc_checkpoint
 
-    if not minutes > 0:
-        raise ValueError(f"minutes must be > 0, got {minutes!r}.")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1, got {steps!r}.")
+    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes > 0):
+        raise ValueError(f"minutes must be None (no cap) or a number > 0, got {minutes!r}.")
     reserved = sorted(set(overrides or {}) & set(_RUN_ARGUMENTS))
     if reserved:
         raise ValueError(
@@ -186,7 +197,8 @@ def run_demo(
         {
             "dataset_dir": data_dir,
             "generate_synthetic": False,
-            "budget_minutes": float(minutes),
+            "budget_minutes": None if minutes is None else float(minutes),
+            "max_steps": steps,
             "text_model": text_model,
             "seed": seed,
         }
@@ -196,7 +208,7 @@ def run_demo(
         runs.update(ABLATIONS)
     models = {}
     for name, weights in runs.items():
-        logger.warning("training %s for %.1f minutes", name, minutes)
+        logger.warning("training %s for %d steps%s", name, steps, "" if minutes is None else f" (cap {minutes} min)")
         models[name] = train_with_bundle(bundle, os.path.join(out_dir, "runs", name), dict(settings, **weights))
 
     items = read_synthetic_annotations(paths["annotated_json"])

@@ -44,7 +44,7 @@ class TestRunDemo(unittest.TestCase):
 
     def test_demo_with_ablations(self):
         out = os.path.join(self.tmp, "demo")
-        metrics = run_demo(out, minutes=5, ablations=True, n_train=16, n_val=4, n_test=6, image_size=64,
+        metrics = run_demo(out, steps=3, ablations=True, n_train=16, n_val=4, n_test=6, image_size=64,
                            text_model=self.bert, overrides=_TINY)
         with open(os.path.join(out, "metrics.json"), encoding="utf-8") as f:
             saved = json.load(f)
@@ -65,16 +65,21 @@ class TestRunDemo(unittest.TestCase):
             self.assertTrue(os.path.isfile(path), path)
         net = load_afloc_checkpoint(os.path.join(out, "models", "afloc"))
         self.assertEqual(net.image_encoder.backbone_name, "resnet10")
+        self.assertEqual(saved["settings"]["max_steps"], 3)
+        with open(os.path.join(out, "models", "afloc", "afloc_config.json"), encoding="utf-8") as f:
+            self.assertEqual(json.load(f)["extra"]["iteration"], 3)  # the step budget, whatever the machine's speed
 
     def test_reserved_overrides(self):
-        for key, argument in (("seed", "seed"), ("text_model", "text_model"), ("budget_minutes", "minutes")):
+        for key, argument in (("seed", "seed"), ("text_model", "text_model"), ("budget_minutes", "minutes"),
+                              ("max_steps", "steps")):
             with self.assertRaisesRegex(ValueError, argument):
                 run_demo(os.path.join(self.tmp, "unused"), overrides={key: 1})
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "unused")))  # nothing written
 
-    def test_bad_minutes(self):
-        with self.assertRaises(ValueError):
-            run_demo(os.path.join(self.tmp, "unused"), minutes=0)
+    def test_bad_minutes_and_steps(self):
+        for kwargs in ({"minutes": 0}, {"steps": 0}, {"steps": 2.5}, {"steps": True}):
+            with self.assertRaises(ValueError):
+                run_demo(os.path.join(self.tmp, "unused"), **kwargs)
 
 
 if __name__ == "__main__":

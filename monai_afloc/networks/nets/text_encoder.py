@@ -146,6 +146,10 @@ class AFLocTextEncoder(nn.Module):
         aggregation: how word pieces form a word: ``"sum"`` (reference) or ``"mean"``.
         projection_dim: optional linear projection of all outputs to this width (``None``: reference, no projection,
             ``D`` = the model's hidden size).
+        projection_bias: whether that projection has a bias (True, the default so far). A bias is shared by every
+            text, and the report vector averages over all ``max_length`` positions, so a short prompt's own signal is
+            a few percent of a long report's: with a bias the prompts' vectors (and heatmaps) are dominated by the
+            same constant direction. ``False`` makes the projection linear, so a heatmap depends on the prompt only.
         pretrained: load the model's weights (True) or only its configuration with random weights (False, e.g. before
             loading an AFLoc checkpoint).
         local_files_only: passed to ``from_pretrained`` (no network access when True).
@@ -196,6 +200,7 @@ class AFLocTextEncoder(nn.Module):
         center: bool = False,
         center_momentum: float = 0.05,
         feature_cache_size: int = 0,
+        projection_bias: bool = True,
     ) -> None:
         super().__init__()
         if isinstance(feature_cache_size, bool) or not isinstance(feature_cache_size, int) or feature_cache_size < 0:
@@ -249,7 +254,11 @@ class AFLocTextEncoder(nn.Module):
             isinstance(projection_dim, bool) or not isinstance(projection_dim, int) or projection_dim < 1
         ):
             raise ValueError(f"projection_dim must be None or a positive int, got {projection_dim!r}.")
-        self.projection = None if projection_dim is None else nn.Linear(self.hidden_size, projection_dim)
+        if not isinstance(projection_bias, bool):
+            raise TypeError(f"projection_bias must be a bool, got {type(projection_bias).__name__}.")
+        self.projection = (
+            None if projection_dim is None else nn.Linear(self.hidden_size, projection_dim, bias=projection_bias)
+        )
         self.embed_dim = self.hidden_size if projection_dim is None else int(projection_dim)
         self.center = center
         self.center_momentum = float(center_momentum)
