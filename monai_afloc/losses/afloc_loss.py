@@ -56,12 +56,6 @@ class AFLocLoss(_Loss):
         eps: lower bound of the norm products in the cosines.
         rank: this process's rank, ``0 <= rank < world_size``.
         world_size: the number of ranks sharing negatives (see :func:`monai_afloc.losses.distributed.gather_features`).
-        attention_cosine_scale: ``None`` (reference) or ``s > 0``: local attention logits are ``s`` times cosines
-            instead of raw dot products (see :class:`LocalContrastiveLoss`).
-        local_skip_cls: ``False`` (reference): the local terms' text sequences start with ``[CLS]``. ``True``: they
-            start at the first word / sentence (``[CLS]`` dropped, lengths one shorter; a text with no word or
-            sentence keeps one position, its ``[SEP]`` embedding). Each region's softmax over the sequence is
-            otherwise easily won by ``[CLS]`` in every region, which leaves no gradient to localize the rest.
 
     Raises:
         TypeError/ValueError: on invalid arguments, or when every weight is 0.
@@ -90,13 +84,8 @@ class AFLocLoss(_Loss):
         eps: float = 1e-8,
         rank: int = 0,
         world_size: int = 1,
-        attention_cosine_scale: float | None = None,
-        local_skip_cls: bool = False,
     ) -> None:
         super().__init__()
-        if not isinstance(local_skip_cls, bool):
-            raise TypeError(f"local_skip_cls must be a bool, got {type(local_skip_cls).__name__}: {local_skip_cls!r}.")
-        self.local_skip_cls = local_skip_cls
         self.global_weight = check_nonnegative_number("global_weight", global_weight)
         self.sentence_weight = check_nonnegative_number("sentence_weight", sentence_weight)
         self.word_weight = check_nonnegative_number("word_weight", word_weight)
@@ -112,7 +101,6 @@ class AFLocLoss(_Loss):
             eps=eps,
             rank=rank,
             world_size=world_size,
-            attention_cosine_scale=attention_cosine_scale,
         )
 
     @staticmethod
@@ -123,17 +111,6 @@ class AFLocLoss(_Loss):
                 f"got keys {sorted(map(str, outputs))}."
             )
         return outputs[key.value]
-
-    @staticmethod
-    def _skip_cls(texts: torch.Tensor, lengths: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """Drop position 0 (``[CLS]``) of ``[B, D, L]`` texts; lengths one shorter, at least 1."""
-        if not isinstance(texts, torch.Tensor) or texts.ndim != 3 or texts.shape[-1] < 2:
-            raise ValueError(
-                "local_skip_cls needs text features [B, D, L] with L >= 2, got "
-                f"{tuple(texts.shape) if isinstance(texts, torch.Tensor) else type(texts).__name__}."
-            )
-        lengths = torch.as_tensor(lengths, device=texts.device)
-        return texts[:, :, 1:], (lengths - 1).clamp(min=1, max=texts.shape[-1] - 1)
 
     def forward(self, **model_outputs) -> dict[str, torch.Tensor]:
         """
@@ -167,8 +144,6 @@ class AFLocLoss(_Loss):
             if weights[term] > 0:
                 texts = self._get(model_outputs, text_key, name)
                 lengths = self._get(model_outputs, length_key, name)
-                if self.local_skip_cls:
-                    texts, lengths = self._skip_cls(texts, lengths)
                 terms[term] = self.local_loss(self._get(model_outputs, region_key, name), texts, lengths)
         computed = [t for t in terms.values() if t is not None]
         total = sum(weights[key] * value for key, value in terms.items() if value is not None)

@@ -16,9 +16,6 @@ For image ``i`` with region features ``V_i`` (``D x R``, ``R = H * W``) and text
 token features ``W_j`` (``D x n_j``):
 
 1. ``A = V_i^T W_j`` (``R x n_j``); softmax over the words; times ``attention_scale``; softmax over the regions.
-   With ``attention_cosine_scale = s`` (an option, not the reference) region and text features are L2-normalised
-   first and the regions multiplied by ``s``, so ``A = s * cos(v_r, w_w)``: the softmax over the words cannot
-   saturate as feature norms grow (the context's cosine in step 2 does not depend on ``s``).
 2. context ``C = V_i A``; ``s_w = cos(W_j[:, w], C[:, w])``.
 3. ``score(i, j) = log sum_w exp(similarity_scale * s_w)``; logits ``Z[i, j] = logit_scale * score(i, j)``.
 4. ``loss = CE(Z, arange) + CE(Z^T, arange)``.
@@ -360,11 +357,6 @@ class LocalContrastiveLoss(_Loss):
         attention_scale: factor between the softmax over words and the softmax over regions (4 in the reference).
         similarity_scale: factor of the word cosines inside the log-sum-exp (5 in the reference).
         logit_scale: factor of the pair scores (10 in the reference).
-        attention_cosine_scale: ``None`` (reference): the attention logits are dot products of the raw features.
-            A number ``s > 0``: they are ``s`` times cosines (features L2-normalised over ``D``; the regions then
-            enter the context as ``s`` times unit vectors). With raw dot products of large features the softmax
-            over words becomes an argmax that one position (often ``[CLS]``) wins in every region, which stops
-            the gradient that would localize the other words; cosines bound the logits to ``[-s, s]``.
         aggregation: ``"sum"`` (reference, log-sum-exp), ``"mean"`` (log-mean-exp) or ``"max"`` (see
             :class:`LocalAggregation`).
         chunk_size: texts per chunk; bounds peak memory (about ``3 * B * H * W * chunk_size * L`` floats); the
@@ -394,28 +386,17 @@ class LocalContrastiveLoss(_Loss):
         eps: float = 1e-8,
         rank: int = 0,
         world_size: int = 1,
-        attention_cosine_scale: float | None = None,
     ) -> None:
         super().__init__()
         self.attention_scale = check_positive_number("attention_scale", attention_scale)
         self.similarity_scale = check_positive_number("similarity_scale", similarity_scale)
         self.logit_scale = check_positive_number("logit_scale", logit_scale)
-        self.attention_cosine_scale = None
-        if attention_cosine_scale is not None:
-            self.attention_cosine_scale = check_positive_number("attention_cosine_scale", attention_cosine_scale)
         if not isinstance(aggregation, str):
             raise TypeError(f"aggregation must be a str, got {type(aggregation).__name__}: {aggregation!r}.")
         self.aggregation = LocalAggregation(look_up_option(aggregation, LocalAggregation))
         self.chunk_size = check_positive_int("chunk_size", chunk_size)
         self.eps = check_positive_number("eps", eps)
         self.rank, self.world_size = check_rank_world_size(rank, world_size)
-
-    def _attention_inputs(self, regions: torch.Tensor, texts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[B, D, R]`` regions and ``[B, D, L]`` texts as the attention sees them (see ``attention_cosine_scale``)."""
-        if self.attention_cosine_scale is None:
-            return regions, texts
-        regions = F.normalize(regions, dim=1, eps=self.eps) * self.attention_cosine_scale
-        return regions, F.normalize(texts, dim=1, eps=self.eps)
 
     def logits(self, region_features: torch.Tensor, text_features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """
@@ -434,7 +415,6 @@ class LocalContrastiveLoss(_Loss):
             regions, texts, lengths, mask = _prepare_inputs(
                 region_features, text_features, lengths, same_batch=False
             )
-            regions, texts = self._attention_inputs(regions, texts)
             s = _LocalSimilarityFunction.apply(
                 regions, texts, lengths, self.attention_scale, self.eps, self.chunk_size, mm_dtype
             )
@@ -504,7 +484,6 @@ class LocalContrastiveLoss(_Loss):
             [(5, 3, 4), (2, 3, 4)]
         """
         regions, texts, lengths, mask = _prepare_inputs(region_features, text_features, lengths, same_batch=True)
-        regions, texts = self._attention_inputs(regions, texts)
         att = torch.bmm(regions.transpose(1, 2), texts)  # [B, R, L]
         att = att.masked_fill(~mask[:, None, :], float("-inf")).softmax(dim=-1)
         att = (att * self.attention_scale).softmax(dim=1)

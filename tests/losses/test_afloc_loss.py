@@ -76,34 +76,7 @@ class TestAFLocLoss(unittest.TestCase):
         out = AFLocLoss(sentence_weight=0.0)(**{k: v for k, v in outputs.items() if "sentence" not in k})
         torch.testing.assert_close(out["loss"], full["global_loss"] + full["word_loss"])
 
-    def test_attention_cosine_scale_reaches_both_local_terms(self):
-        outputs = make_outputs(seed=2)
-        out = AFLocLoss(attention_cosine_scale=8.0)(**outputs)
-        local = LocalContrastiveLoss(attention_cosine_scale=8.0)
-        sentences = local(outputs["image_sentences"], outputs["text_sentences"], outputs["sentence_lengths"])
-        words = local(outputs["image_words"], outputs["text_words"], outputs["word_lengths"])
-        torch.testing.assert_close(out["sentence_loss"], sentences)
-        torch.testing.assert_close(out["word_loss"], words)
-        self.assertFalse(torch.allclose(out["word_loss"], AFLocLoss()(**outputs)["word_loss"]))
-        torch.testing.assert_close(out["global_loss"], AFLocLoss()(**outputs)["global_loss"])  # global term unchanged
 
-    def test_local_skip_cls(self):
-        outputs = make_outputs(seed=3)
-        out = AFLocLoss(local_skip_cls=True)(**outputs)
-        local = LocalContrastiveLoss()
-        # sentences [2, 4, 1, 3] -> [1, 3, 1, 2] from position 1; words [10, 1, 6, 3] -> [9, 1, 5, 2]
-        expected_sentence = local(
-            outputs["image_sentences"], outputs["text_sentences"][:, :, 1:], torch.tensor([1, 3, 1, 2])
-        )
-        expected_word = local(outputs["image_words"], outputs["text_words"][:, :, 1:], torch.tensor([9, 1, 5, 2]))
-        torch.testing.assert_close(out["sentence_loss"], expected_sentence)
-        torch.testing.assert_close(out["word_loss"], expected_word)
-        out["loss"].backward()
-        self.assertEqual(float(outputs["text_sentences"].grad[:, :, 0].abs().sum()), 0.0)  # [CLS] takes no part
-        with self.assertRaises(TypeError):
-            AFLocLoss(local_skip_cls=1)
-        with self.assertRaises(ValueError):
-            AFLocLoss(local_skip_cls=True)(**dict(outputs, text_words=outputs["text_words"][:, :, :1]))
 
     def test_missing_key(self):
         outputs = make_outputs()

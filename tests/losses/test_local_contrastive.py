@@ -21,18 +21,9 @@ from parameterized import parameterized
 from monai_afloc.losses import LocalAggregation, LocalContrastiveLoss, local_similarities
 
 
-def reference_pair_similarities(
-    v: torch.Tensor, w: torch.Tensor, a: float = 4.0, eps: float = 1e-8, cosine: float | None = None
-) -> torch.Tensor:
-    """Word-context cosines of one pair, exactly as DESIGN.md §4 reads: v [D, H, W], w [D, n] -> [n].
-
-    ``cosine = s``: the option's attention ``A = s * cos(v_r, w_w)``; regions then enter the context as
-    ``s * v_r / |v_r|``.
-    """
+def reference_pair_similarities(v: torch.Tensor, w: torch.Tensor, a: float = 4.0, eps: float = 1e-8) -> torch.Tensor:
+    """Word-context cosines of one pair, exactly as DESIGN.md §4 reads: v [D, H, W], w [D, n] -> [n]."""
     v = v.reshape(v.shape[0], -1)  # D x R
-    if cosine is not None:
-        v = cosine * v / v.norm(dim=0, keepdim=True)
-        w = w / w.norm(dim=0, keepdim=True)
     att = v.t() @ w  # R x n
     att = torch.softmax(att, dim=1)  # over the words
     att = torch.softmax(att * a, dim=0)  # over the regions
@@ -41,14 +32,14 @@ def reference_pair_similarities(
     return dots / (w.norm(dim=0) * context.norm(dim=0)).clamp(min=eps)
 
 
-def reference_logits(regions, texts, lengths, a=4.0, b=5.0, t=10.0, aggregation="sum", eps=1e-8, cosine=None):
+def reference_logits(regions, texts, lengths, a=4.0, b=5.0, t=10.0, aggregation="sum", eps=1e-8):
     """Z[i, j] by a double Python loop over images and texts (clarity over speed)."""
     rows = []
     for i in range(regions.shape[0]):
         row = []
         for j in range(texts.shape[0]):
             n = int(lengths[j])
-            s = reference_pair_similarities(regions[i], texts[j, :, :n], a, eps, cosine)
+            s = reference_pair_similarities(regions[i], texts[j, :, :n], a, eps)
             if aggregation == "sum":
                 score = torch.log(torch.exp(b * s).sum())
             elif aggregation == "mean":
@@ -82,8 +73,6 @@ class TestLocalContrastiveLoss(unittest.TestCase):
             [{"chunk_size": 2}, "mean"],
             [{"chunk_size": 3}, "max"],
             [{"chunk_size": 2, "attention_scale": 2.5, "similarity_scale": 3.0, "logit_scale": 7.0}, "sum"],
-            [{"chunk_size": 2, "attention_cosine_scale": 10.0}, "sum"],
-            [{"chunk_size": 3, "attention_cosine_scale": 0.5}, "mean"],
         ]
     )
     def test_parity_with_loop(self, kwargs, aggregation):
@@ -93,7 +82,6 @@ class TestLocalContrastiveLoss(unittest.TestCase):
             "b": kwargs.get("similarity_scale", 5.0),
             "t": kwargs.get("logit_scale", 10.0),
             "aggregation": aggregation,
-            "cosine": kwargs.get("attention_cosine_scale"),
         }
         expected = reference_loss(regions, texts, lengths, **ref_kwargs)
         expected_grads = torch.autograd.grad(expected, (regions, texts))
@@ -232,8 +220,6 @@ class TestLocalContrastiveLoss(unittest.TestCase):
             [{"rank": -1}, ValueError],
             [{"world_size": 0}, ValueError],
             [{"world_size": True}, TypeError],
-            [{"attention_cosine_scale": 0.0}, ValueError],
-            [{"attention_cosine_scale": "10"}, TypeError],
         ]
     )
     def test_ill_arg(self, kwargs, error):
@@ -312,26 +298,6 @@ class TestAttentionMaps(unittest.TestCase):
             expected = torch.softmax(torch.softmax(v.t() @ texts[i, :, :n], dim=1) * 3.0, dim=0)
             torch.testing.assert_close(m, expected.t().reshape(n, 3, 4))
 
-    def test_cosine_attention_does_not_saturate(self):
-        # large raw features: the reference's softmax over words is an argmax that one word wins in every region,
-        # so every other word attends uniformly; cosine attention is unchanged by the features' scale
-        regions, texts, lengths = make_inputs(seed=3)
-        u = torch.randn(6, generator=torch.Generator().manual_seed(4), dtype=regions.dtype)
-        regions = u[None, :, None, None] + 0.3 * regions.detach()  # regions share a common direction ...
-        texts = texts.detach().clone()
-        texts[:, :, 0] = 5.0 * u  # ... that a [CLS]-like position matches in every region
-        big = LocalContrastiveLoss().attention_maps(regions * 30, texts * 30, lengths)
-        uniform = torch.full((3, 4), 1.0 / 12, dtype=regions.dtype)
-        for m, n in zip(big, lengths.tolist()):
-            for k in range(1, n):
-                torch.testing.assert_close(m[k], uniform)
-        cos = LocalContrastiveLoss(attention_cosine_scale=10.0)
-        small = cos.attention_maps(regions, texts, lengths)
-        large = cos.attention_maps(regions * 30, texts * 30, lengths)
-        for a, b in zip(small, large):
-            torch.testing.assert_close(a, b)
-        self.assertGreater(max(float(m[1:].amax()) for m in large if m.shape[0] > 1), 1.5 / 12)  # not uniform
-        torch.testing.assert_close(cos.logits(regions * 30, texts * 30, lengths), cos.logits(regions, texts, lengths))
 
     def test_ill_arg(self):
         regions, texts, lengths = make_inputs()

@@ -161,8 +161,15 @@ class TestTextEncoder(unittest.TestCase):
             tokens = enc.tokenizer.convert_ids_to_tokens(ids.tolist())
             _, _, _, _, r = reference_pool(hidden[b] - centre, tokens, 97)
             torch.testing.assert_close(out[AFLocKeys.TEXT_REPORT][b], r, atol=1e-4, rtol=1e-4)
-        self.assertIn("text_center", enc.state_dict())
-        self.assertNotIn("text_center", self.enc.state_dict())
+        self.assertIn("centering.mean", enc.state_dict())
+        self.assertNotIn("centering.mean", self.enc.state_dict())
+        # a state dict from before the centring became a block (buffers "text_center", "text_center_initialized")
+        old = {k.replace("centering.mean", "text_center").replace("centering.initialized", "text_center_initialized"): v
+               for k, v in enc.state_dict().items()}
+        fresh = AFLocTextEncoder(_BERT, local_files_only=True, center=True)
+        fresh.load_state_dict(old)
+        torch.testing.assert_close(fresh.text_center, enc.text_center, rtol=0, atol=0)
+        self.assertTrue(bool(fresh.centering.initialized))
 
     @parameterized.expand(
         [

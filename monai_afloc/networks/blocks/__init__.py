@@ -11,4 +11,6 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from .centering import RunningMeanCentering
+
+__all__ = ["RunningMeanCentering"]

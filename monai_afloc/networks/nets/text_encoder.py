@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 from monai.utils import look_up_option, optional_import
 
+from monai_afloc.networks.blocks.centering import RunningMeanCentering
 from monai_afloc.utils.enums import AFLocKeys
 
 transformers, _has_transformers = optional_import("transformers")
@@ -157,11 +158,12 @@ class AFLocTextEncoder(nn.Module):
         freeze: if True the text model's parameters get ``requires_grad=False``.
         max_length: padded token length of :meth:`tokenize` (97 in the reference).
         center: subtract a running mean of the token features (the summed hidden states of real tokens, before
-            pooling and projection) — not in the reference (default False). Sentence encoders are anisotropic: the
+            pooling and projection; :class:`monai_afloc.networks.blocks.RunningMeanCentering`) — not in the reference
+            (default False). Sentence encoders are anisotropic: the
             report vectors of different radiology reports from a frozen all-MiniLM-L6-v2 have a mean pairwise cosine
             of about 0.87, so the contrastive losses start from texts that look alike; centred, about 0.0. The mean is
-            a buffer (``text_center``, saved with the weights), set from the first training batch and then updated
-            in training mode with ``center_momentum``; evaluation uses it as it is.
+            a buffer (``centering.mean``, saved with the weights; also read as ``text_center``), set from the first
+            training batch and then updated in training mode with ``center_momentum``; evaluation uses it as it is.
         center_momentum: weight of each new training batch in the running mean (0 < m <= 1).
         feature_cache_size: when > 0 and the text model is frozen (no parameter requires a gradient), the summed
             hidden states of each distinct token sequence are computed once and kept for up to this many sequences
@@ -262,9 +264,7 @@ class AFLocTextEncoder(nn.Module):
         self.embed_dim = self.hidden_size if projection_dim is None else int(projection_dim)
         self.center = center
         self.center_momentum = float(center_momentum)
-        if center:
-            self.register_buffer("text_center", torch.zeros(self.hidden_size))
-            self.register_buffer("text_center_initialized", torch.zeros((), dtype=torch.bool))
+        self.centering = RunningMeanCentering(self.hidden_size, self.center_momentum) if center else None
         word_start, period_id, mode = self._vocab_tables(tokenizer)
         self.grouping = mode
         self.register_buffer("word_start_table", word_start, persistent=False)
@@ -275,19 +275,10 @@ class AFLocTextEncoder(nn.Module):
             for p in self.model.parameters():
                 p.requires_grad_(False)
 
-    def _centered(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """``hidden [B, T, D]`` minus the running mean of real-token features (updated first in training mode)."""
-        if self.training:
-            with torch.no_grad():
-                mask = attention_mask.to(hidden.dtype).unsqueeze(-1)
-                batch_mean = (hidden.detach() * mask).sum((0, 1)) / mask.sum().clamp_min(1)
-                batch_mean = batch_mean.to(self.text_center.dtype)
-                if bool(self.text_center_initialized):
-                    self.text_center.lerp_(batch_mean, self.center_momentum)
-                else:
-                    self.text_center.copy_(batch_mean)
-                    self.text_center_initialized.fill_(True)
-        return hidden - self.text_center.to(hidden.dtype)
+    @property
+    def text_center(self) -> torch.Tensor | None:
+        """The running mean that centring subtracts (``None`` without ``center``)."""
+        return None if self.centering is None else self.centering.mean
 
     def _hidden(self, kwargs: dict) -> torch.Tensor:
         """The sum of the last ``last_n_layers`` hidden states, ``[B, T, Dh]``."""
@@ -315,6 +306,10 @@ class AFLocTextEncoder(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         self.clear_feature_cache()  # new weights: cached features are stale
+        # checkpoints written before the centring became a block hold its buffers under their old names
+        for old, new in (("text_center", "centering.mean"), ("text_center_initialized", "centering.initialized")):
+            if prefix + old in state_dict and prefix + new not in state_dict:
+                state_dict[prefix + new] = state_dict.pop(prefix + old)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _cached_hidden(
@@ -457,8 +452,8 @@ class AFLocTextEncoder(nn.Module):
             hidden = self._cached_hidden(input_ids, attention_mask, token_type_ids)
         else:
             hidden = self._hidden(kwargs)
-        if self.center:
-            hidden = self._centered(hidden, attention_mask)
+        if self.centering is not None:
+            hidden = self.centering(hidden, attention_mask)
         ids = input_ids.long()
         if word_ids is not None:
             if word_ids.shape != input_ids.shape:
