@@ -19,6 +19,7 @@ all its prompts; prompt embeddings are cached by their cleaned text. The maths l
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -52,6 +53,9 @@ class PromptEncoder:
         max_length: token sequence length (97 in the reference).
         text_key: which text output is the prompt vector (``text_report`` in the reference).
         cache_size: number of prompt vectors kept (least recently used dropped); 0 disables the cache.
+
+    Thread-safe: one encoder (e.g. in a shared :class:`TextPromptLocalizer`) may serve several threads; the cache is
+    read and updated under a lock, and prompts are encoded one call at a time (tokenizers are not thread-safe).
     """
 
     def __init__(
@@ -76,6 +80,8 @@ class PromptEncoder:
         self.text_key = text_key
         self.cache_size = cache_size
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._encode_lock = threading.Lock()
 
     def _encode(self, texts: list[str]) -> torch.Tensor:
         # The reference pads prompts to max_length; attention masks make real tokens' states independent of the
@@ -101,19 +107,25 @@ class PromptEncoder:
     def __call__(self, prompts: str | Sequence[str]) -> torch.Tensor:
         """Return ``[K, D]`` prompt vectors (cleaned as the reference cleans an inference prompt)."""
         cleaned = clean_prompts(prompts)
-        missing = list(dict.fromkeys(t for t in cleaned if t not in self._cache))
-        fresh = dict(zip(missing, self._encode(missing))) if missing else {}
-        out = torch.stack([fresh[t] if t in fresh else self._cache[t] for t in cleaned])
+        with self._cache_lock:  # a snapshot: another thread may evict entries once the lock is released
+            vectors = {t: self._cache[t] for t in cleaned if t in self._cache}
+        missing = list(dict.fromkeys(t for t in cleaned if t not in vectors))
+        if missing:
+            with self._encode_lock:
+                vectors.update(zip(missing, self._encode(missing)))
+        out = torch.stack([vectors[t] for t in cleaned])
         if self.cache_size:
-            for t in cleaned:
-                self._cache[t] = fresh.get(t, self._cache.get(t))
-                self._cache.move_to_end(t)
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+            with self._cache_lock:
+                for t in dict.fromkeys(cleaned):
+                    self._cache[t] = vectors[t]
+                    self._cache.move_to_end(t)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
         return out
 
     def clear_cache(self) -> None:
-        self._cache.clear()
+        with self._cache_lock:
+            self._cache.clear()
 
 
 def _to_gray(image: torch.Tensor) -> torch.Tensor:
