@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     loc.add_argument("--threshold", type=float, default=0.5, help="mask/box threshold on the [-1, 1] heatmap")
     loc.add_argument("--sigma", type=float, default=1.5, help="Gaussian smoothing in grid cells")
     loc.add_argument("--no-overlay", action="store_true", help="skip the overlay PNGs")
+    loc.add_argument("--max-output-size", type=int, default=2048,
+                     help="longest side of the heatmaps, masks and overlays written (larger images get reduced "
+                     "outputs; boxes stay in original pixels)")
+    loc.add_argument("--full-size", action="store_true", help="write outputs at the image's full size")
     cls = sub.add_parser("classify", help="zero-shot probabilities per finding")
     _add_model_args(cls)
     cls.add_argument("--findings", nargs="+", default=None, help="finding names (default: CheXpert's 14 and more)")
@@ -154,7 +158,7 @@ def _write_localization(out: dict, path: str, folder: str, final: str, args: arg
 
     heatmaps, masks = out["heatmaps"][0], out["masks"][0]
     save_heatmaps_nifti(os.path.join(folder, "heatmaps.nii.gz"), heatmaps)
-    image = None if args.no_overlay else LoadGrayscaleImage()(path)
+    image = None if args.no_overlay else _image_like(LoadGrayscaleImage()(path), heatmaps.shape[-2:])
     files = []
     for k, prompt in enumerate(args.prompt):
         entry = {"prompt": prompt, "score": float(out["scores"][0, k]), "boxes": out["boxes"][0][k]}
@@ -166,9 +170,24 @@ def _write_localization(out: dict, path: str, folder: str, final: str, args: arg
             )
             entry["overlay"] = os.path.join(final, f"overlay_{k:02d}.png")
         files.append(entry)
-    result = {"image": path, "size": list(heatmaps.shape[-2:]), "threshold": out["threshold"], "prompts": files}
+    result = {
+        "image": path,
+        "size": list(out["geometries"][0].original_size),
+        "output_size": list(heatmaps.shape[-2:]),
+        "threshold": out["threshold"],
+        "prompts": files,
+    }
     save_result_json(os.path.join(folder, "result.json"), result)
     return result
+
+
+def _image_like(image: Any, size: Sequence[int]) -> Any:
+    """The loaded ``[1, H, W]`` image area-resized to ``size`` when the outputs were reduced (else as is)."""
+    import torch.nn.functional as F
+
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    return F.interpolate(image.as_tensor()[None].float(), size=tuple(size), mode="area")[0]
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -204,7 +223,8 @@ def _run(args: argparse.Namespace) -> int:
         from monai_afloc.inferers.localizer import TextPromptLocalizer
 
         try:
-            loc = TextPromptLocalizer(net, sigma=args.sigma, threshold=args.threshold)
+            loc = TextPromptLocalizer(net, sigma=args.sigma, threshold=args.threshold,
+                                      max_output_size=None if args.full_size else args.max_output_size)
             loc.prompt_encoder(args.prompt)  # validates the prompts once, before any image
         except (TypeError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
