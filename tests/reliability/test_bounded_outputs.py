@@ -21,26 +21,19 @@ import unittest
 
 import nibabel as nib
 import numpy as np
-import torch
 from PIL import Image
 
-from monai_afloc.checkpoint import save_afloc_checkpoint
 from monai_afloc.cli import main
 from monai_afloc.inferers.localizer import TextPromptLocalizer
-from monai_afloc.networks.nets import AFLoc, AFLocImageEncoder, AFLocTextEncoder
-from tests.helpers import make_tiny_bert
+from tests.reliability._common import tiny_checkpoint
 
 
 class TestBoundedOutputs(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        torch.set_num_threads(1)
         cls.tmp = tempfile.TemporaryDirectory()
         root = cls.tmp.name
-        bert = make_tiny_bert(os.path.join(root, "bert"), hidden_size=32)
-        torch.manual_seed(0)
-        cls.net = AFLoc(AFLocImageEncoder("resnet18", embed_dim=32, input_size=None), AFLocTextEncoder(bert)).eval()
-        cls.ckpt = save_afloc_checkpoint(cls.net, os.path.join(root, "ckpt"))
+        cls.net, cls.ckpt = tiny_checkpoint(root)
         img = np.full((400, 200), 40, np.uint8)
         img[50:150, 100:180] = 250
         cls.png = os.path.join(root, "big.png")

@@ -24,12 +24,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from monai_afloc.checkpoint import save_afloc_checkpoint
 from monai_afloc.cli import main
 from monai_afloc.inferers.zero_shot import ZeroShotClassifier
-from monai_afloc.networks.nets import AFLoc, AFLocImageEncoder, AFLocTextEncoder
 from monai_afloc.transforms.image import MIN_IMAGE_SIZE, AFLocImagePreprocess
-from tests.helpers import make_tiny_bert
+from tests.reliability._common import tiny_checkpoint
 
 
 def _run(argv):
@@ -42,12 +40,9 @@ def _run(argv):
 class TestCLIOutputs(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        torch.set_num_threads(1)
         cls.tmp = tempfile.TemporaryDirectory()
         root = cls.tmp.name
-        bert = make_tiny_bert(os.path.join(root, "bert"), hidden_size=32)
-        net = AFLoc(AFLocImageEncoder("resnet18", embed_dim=32, input_size=None), AFLocTextEncoder(bert))
-        cls.ckpt = save_afloc_checkpoint(net, os.path.join(root, "ckpt"))
+        _, cls.ckpt = tiny_checkpoint(root)
         cls.pngs = []
         for i in range(3):
             img = np.full((64, 48), 40 + 30 * i, np.uint8)
