@@ -447,6 +447,37 @@ def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) ->
         raise ValueError(f"{name} must be {'None or ' if allow_none else ''}an int >= {minimum}, got {value!r}.")
 
 
+#: the keys every format-1 ``afloc_config.json`` holds (all written by :func:`save_afloc_checkpoint`), per section
+_FORMAT1_KEYS: dict[str, tuple[str, ...]] = {
+    "": ("format", "format_version", "monai_afloc_version", "torch_version", "image_encoder", "text_encoder",
+         "weights", "extra"),
+    "image_encoder": ("backbone", "embed_dim", "in_channels", "input_size"),
+    "text_encoder": ("model_subfolder", "source", "last_n_layers", "aggregation", "projection_dim", "max_length",
+                     "center", "center_momentum"),
+    "weights": ("file", "sha256"),
+}
+
+
+def _check_format1_config(config: Mapping[str, Any], where: str) -> None:
+    """
+    Require every key of a format-1 config: a missing one would otherwise fall back to a default that silently
+    changes the network (e.g. ``image_encoder.input_size`` -> 299). Raises one ``ValueError`` naming all of them.
+    """
+    missing, wrong = [], []
+    for section, keys in _FORMAT1_KEYS.items():
+        node = config if not section else config.get(section)
+        if not isinstance(node, Mapping):
+            wrong.append(f"{section} (a JSON object expected, got {type(node).__name__})")
+            continue
+        missing += [f"{section}.{k}" if section else k for k in keys if k not in node]
+    if missing or wrong:
+        parts = ([f"missing keys {missing}"] if missing else []) + ([f"malformed {wrong}"] if wrong else [])
+        raise ValueError(
+            f"{CONFIG_FILENAME} in {where!r} is not a complete format-1 config: {'; '.join(parts)}. Every key is "
+            "required (a default could silently change the network); re-save the model with save_afloc_checkpoint."
+        )
+
+
 def _load_own(directory: str, text_model_name_or_path: str | None, map_location: Any, local_files_only: bool) -> AFLoc:
     if not _has_safetensors:
         raise ImportError("reading monai_afloc checkpoints needs the 'safetensors' package.")
@@ -460,37 +491,35 @@ def _load_own(directory: str, text_model_name_or_path: str | None, map_location:
             f"{directory!r} has checkpoint format_version {version!r}; this monai_afloc "
             f"({monai_afloc.__version__}) reads versions 1..{CHECKPOINT_FORMAT_VERSION}."
         )
-    img_cfg, txt_cfg, weights = config.get("image_encoder"), config.get("text_encoder"), config.get("weights")
-    if not all(isinstance(c, dict) for c in (img_cfg, txt_cfg, weights)):
-        raise ValueError(f"{CONFIG_FILENAME} in {directory!r} lacks image_encoder/text_encoder/weights sections.")
-    weights_path = os.path.join(directory, str(weights.get("file", WEIGHTS_FILENAME)))
+    _check_format1_config(config, directory)
+    img_cfg, txt_cfg, weights = config["image_encoder"], config["text_encoder"], config["weights"]
+    weights_path = os.path.join(directory, str(weights["file"]))
     if os.path.dirname(os.path.abspath(weights_path)) != os.path.abspath(directory):
         raise ValueError(f"weights file must lie in the checkpoint directory, got {weights.get('file')!r}.")
     if not os.path.isfile(weights_path):
         raise FileNotFoundError(f"weights file not found: {weights_path!r}.")
-    digest = weights.get("sha256")
+    digest = weights["sha256"]
     if digest is not None and _sha256(weights_path) != digest:
         raise ValueError(f"{weights_path!r} does not match the sha256 recorded in {CONFIG_FILENAME} ({digest}).")
-    text_dir = text_model_name_or_path or os.path.join(
-        directory, str(txt_cfg.get("model_subfolder", TEXT_MODEL_SUBFOLDER))
-    )
+    text_dir = text_model_name_or_path or os.path.join(directory, str(txt_cfg["model_subfolder"]))
     text = AFLocTextEncoder(
         text_dir,
-        last_n_layers=txt_cfg.get("last_n_layers", 4),
-        aggregation=txt_cfg.get("aggregation", "sum"),
-        projection_dim=txt_cfg.get("projection_dim"),
-        max_length=txt_cfg.get("max_length", 97),
-        center=bool(txt_cfg.get("center", False)),
-        center_momentum=txt_cfg.get("center_momentum", 0.05),
+        last_n_layers=txt_cfg["last_n_layers"],
+        aggregation=txt_cfg["aggregation"],
+        projection_dim=txt_cfg["projection_dim"],
+        max_length=txt_cfg["max_length"],
+        center=txt_cfg["center"],
+        center_momentum=txt_cfg["center_momentum"],
         pretrained=False,
         local_files_only=True if text_model_name_or_path is None else local_files_only,
     )
     image = AFLocImageEncoder(
-        img_cfg.get("backbone", "resnet50"),
-        embed_dim=img_cfg.get("embed_dim", text.embed_dim),
-        in_channels=img_cfg.get("in_channels", 3),
-        input_size=img_cfg.get("input_size", 299),
-        stem_pool=bool(img_cfg.get("stem_pool", True)),  # added later in format 1; absent means the reference stem
+        img_cfg["backbone"],
+        embed_dim=img_cfg["embed_dim"],
+        in_channels=img_cfg["in_channels"],
+        input_size=img_cfg["input_size"],
+        # the one optional key: written since the option exists; older folders all had the reference stem
+        stem_pool=bool(img_cfg.get("stem_pool", True)),
     )
     net = AFLoc(image, text)
     state = safetensors_torch.load_file(weights_path, device="cpu")

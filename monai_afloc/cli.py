@@ -21,11 +21,13 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["main", "build_parser", "parse_overrides"]
+__all__ = ["main", "build_parser", "parse_overrides", "check_out_dir"]
 
 logger = logging.getLogger("monai_afloc")
 
@@ -48,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     loc.add_argument("--threshold", type=float, default=0.5, help="mask/box threshold on the [-1, 1] heatmap")
     loc.add_argument("--sigma", type=float, default=1.5, help="Gaussian smoothing in grid cells")
     loc.add_argument("--no-overlay", action="store_true", help="skip the overlay PNGs")
+    loc.add_argument("--max-output-size", type=int, default=2048,
+                     help="longest side of the heatmaps, masks and overlays written (larger images get reduced "
+                     "outputs; boxes stay in original pixels)")
+    loc.add_argument("--full-size", action="store_true", help="write outputs at the image's full size")
     cls = sub.add_parser("classify", help="zero-shot probabilities per finding")
     _add_model_args(cls)
     cls.add_argument("--findings", nargs="+", default=None, help="finding names (default: CheXpert's 14 and more)")
@@ -95,6 +101,23 @@ def _safe_name(path: str) -> str:
     return os.path.splitext(base)[0] or base
 
 
+def check_out_dir(path: str) -> str | None:
+    """
+    Make sure ``--out`` is a folder this process can write, before any work: create it if needed, then create and
+    remove a probe file in it. Returns ``None`` when it is usable, else a one-line reason.
+    """
+    if os.path.exists(path) and not os.path.isdir(path):
+        return f"--out {path!r} exists and is not a folder."
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=path)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        return f"--out {path!r} cannot be written: {e.strerror or e}."
+    return None
+
+
 def _progress(items: Sequence[str], quiet: bool):
     if quiet:
         return items
@@ -113,27 +136,58 @@ def _load_network(args: argparse.Namespace):
 
 
 def _localize_one(loc, path: str, name: str, args: argparse.Namespace) -> dict:
+    out = loc(path, args.prompt, return_masks=True, return_boxes=True, threshold=args.threshold)
+    final = os.path.join(args.out, name)
+    folder = os.path.join(args.out, f".{name}.partial")  # renamed to `final` once complete: never half a folder
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    try:
+        result = _write_localization(out, path, folder, final, args)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if os.path.isdir(final):
+        shutil.rmtree(final)
+    os.replace(folder, final)
+    return result
+
+
+def _write_localization(out: dict, path: str, folder: str, final: str, args: argparse.Namespace) -> dict:
     from monai_afloc.apps.outputs import save_heatmaps_nifti, save_mask_png, save_overlay, save_result_json
     from monai_afloc.transforms.image.array import LoadGrayscaleImage
 
-    out = loc(path, args.prompt, return_masks=True, return_boxes=True, threshold=args.threshold)
-    folder = os.path.join(args.out, name)
-    os.makedirs(folder, exist_ok=True)
     heatmaps, masks = out["heatmaps"][0], out["masks"][0]
     save_heatmaps_nifti(os.path.join(folder, "heatmaps.nii.gz"), heatmaps)
-    image = None if args.no_overlay else LoadGrayscaleImage()(path)
+    image = None if args.no_overlay else _image_like(LoadGrayscaleImage()(path), heatmaps.shape[-2:])
     files = []
     for k, prompt in enumerate(args.prompt):
         entry = {"prompt": prompt, "score": float(out["scores"][0, k]), "boxes": out["boxes"][0][k]}
-        entry["mask"] = save_mask_png(os.path.join(folder, f"mask_{k:02d}.png"), masks[k])
+        save_mask_png(os.path.join(folder, f"mask_{k:02d}.png"), masks[k])
+        entry["mask"] = os.path.join(final, f"mask_{k:02d}.png")  # where the file lies once the folder is renamed
         if image is not None:
-            entry["overlay"] = save_overlay(
+            save_overlay(
                 os.path.join(folder, f"overlay_{k:02d}.png"), image, heatmaps[k], title=prompt, boxes=entry["boxes"]
             )
+            entry["overlay"] = os.path.join(final, f"overlay_{k:02d}.png")
         files.append(entry)
-    result = {"image": path, "size": list(heatmaps.shape[-2:]), "threshold": out["threshold"], "prompts": files}
+    result = {
+        "image": path,
+        "size": list(out["geometries"][0].original_size),
+        "output_size": list(heatmaps.shape[-2:]),
+        "threshold": out["threshold"],
+        "prompts": files,
+    }
     save_result_json(os.path.join(folder, "result.json"), result)
     return result
+
+
+def _image_like(image: Any, size: Sequence[int]) -> Any:
+    """The loaded ``[1, H, W]`` image area-resized to ``size`` when the outputs were reduced (else as is)."""
+    import torch.nn.functional as F
+
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    return F.interpolate(image.as_tensor()[None].float(), size=tuple(size), mode="area")[0]
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -155,18 +209,22 @@ def _demo(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         return _demo(args)
+    problem = check_out_dir(args.out)  # before the model loads: a bad --out costs nothing
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         net = _load_network(args)
     except Exception as e:  # a checkpoint of the wrong kind, missing, unsafe: nothing to do
         print(f"error: checkpoint {args.checkpoint}: {e}", file=sys.stderr)
         return 2
-    os.makedirs(args.out, exist_ok=True)
     failures = 0
     if args.command == "localize":
         from monai_afloc.inferers.localizer import TextPromptLocalizer
 
         try:
-            loc = TextPromptLocalizer(net, sigma=args.sigma, threshold=args.threshold)
+            loc = TextPromptLocalizer(net, sigma=args.sigma, threshold=args.threshold,
+                                      max_output_size=None if args.full_size else args.max_output_size)
             loc.prompt_encoder(args.prompt)  # validates the prompts once, before any image
         except (TypeError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
@@ -193,13 +251,18 @@ def _run(args: argparse.Namespace) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
         rows = {}
-        for path in _progress(args.images, args.quiet):
-            try:
-                res = clf(path)
-                rows[path] = dict(zip(res["findings"], res["scores"][0].tolist()))
-            except Exception as e:
-                failures += 1
-                print(f"error: {path}: {type(e).__name__}: {e}", file=sys.stderr)
+        # each result is appended (and flushed) to classification.jsonl as it comes, so a crash keeps those done
+        with open(os.path.join(args.out, "classification.jsonl"), "w", encoding="utf-8") as stream:
+            for path in _progress(args.images, args.quiet):
+                try:
+                    res = clf(path)
+                    rows[path] = dict(zip(res["findings"], res["scores"][0].tolist()))
+                except Exception as e:
+                    failures += 1
+                    print(f"error: {path}: {type(e).__name__}: {e}", file=sys.stderr)
+                    continue
+                stream.write(json.dumps({"image": path, "mode": args.mode, "scores": rows[path]}) + "\n")
+                stream.flush()
         save_result_json(os.path.join(args.out, "classification.json"), {"mode": args.mode, "results": rows})
     return 1 if failures else 0
 

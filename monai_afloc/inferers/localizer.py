@@ -18,7 +18,9 @@ all its prompts; prompt embeddings are cached by their cleaned text. The maths l
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -39,7 +41,7 @@ from monai_afloc.transforms.image.geometry import (
 from monai_afloc.transforms.post.array import heatmap_to_boxes
 from monai_afloc.utils.enums import AFLocKeys
 
-__all__ = ["PromptEncoder", "prepare_images", "encode_frames", "TextPromptLocalizer"]
+__all__ = ["PromptEncoder", "prepare_images", "encode_frames", "bounded_output_geometry", "TextPromptLocalizer"]
 
 
 class PromptEncoder:
@@ -52,6 +54,9 @@ class PromptEncoder:
         max_length: token sequence length (97 in the reference).
         text_key: which text output is the prompt vector (``text_report`` in the reference).
         cache_size: number of prompt vectors kept (least recently used dropped); 0 disables the cache.
+
+    Thread-safe: one encoder (e.g. in a shared :class:`TextPromptLocalizer`) may serve several threads; the cache is
+    read and updated under a lock, and prompts are encoded one call at a time (tokenizers are not thread-safe).
     """
 
     def __init__(
@@ -76,6 +81,8 @@ class PromptEncoder:
         self.text_key = text_key
         self.cache_size = cache_size
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._encode_lock = threading.Lock()
 
     def _encode(self, texts: list[str]) -> torch.Tensor:
         # The reference pads prompts to max_length; attention masks make real tokens' states independent of the
@@ -101,19 +108,25 @@ class PromptEncoder:
     def __call__(self, prompts: str | Sequence[str]) -> torch.Tensor:
         """Return ``[K, D]`` prompt vectors (cleaned as the reference cleans an inference prompt)."""
         cleaned = clean_prompts(prompts)
-        missing = list(dict.fromkeys(t for t in cleaned if t not in self._cache))
-        fresh = dict(zip(missing, self._encode(missing))) if missing else {}
-        out = torch.stack([fresh[t] if t in fresh else self._cache[t] for t in cleaned])
+        with self._cache_lock:  # a snapshot: another thread may evict entries once the lock is released
+            vectors = {t: self._cache[t] for t in cleaned if t in self._cache}
+        missing = list(dict.fromkeys(t for t in cleaned if t not in vectors))
+        if missing:
+            with self._encode_lock:
+                vectors.update(zip(missing, self._encode(missing)))
+        out = torch.stack([vectors[t] for t in cleaned])
         if self.cache_size:
-            for t in cleaned:
-                self._cache[t] = fresh.get(t, self._cache.get(t))
-                self._cache.move_to_end(t)
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+            with self._cache_lock:
+                for t in dict.fromkeys(cleaned):
+                    self._cache[t] = vectors[t]
+                    self._cache.move_to_end(t)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
         return out
 
     def clear_cache(self) -> None:
-        self._cache.clear()
+        with self._cache_lock:
+            self._cache.clear()
 
 
 def _to_gray(image: torch.Tensor) -> torch.Tensor:
@@ -183,6 +196,29 @@ def encode_frames(
     return torch.cat(regions), torch.cat(reports)
 
 
+def bounded_output_geometry(geometry: PreprocessGeometry, max_size: int | None) -> PreprocessGeometry:
+    """``geometry`` with its original size scaled down so that its longest side is at most ``max_size``."""
+    height, width = geometry.original_size
+    if max_size is None or max(height, width) <= max_size:
+        return geometry
+    factor = max_size / max(height, width)
+    size = (max(1, round(height * factor)), max(1, round(width * factor)))
+    return dataclasses.replace(geometry, original_size=size)
+
+
+def _boxes_to_original(boxes: list[dict], output: PreprocessGeometry, original: PreprocessGeometry) -> list[dict]:
+    """Boxes found on a reduced-size heatmap, in the original image's pixels."""
+    if output.original_size == original.original_size:
+        return boxes
+    sy = original.original_size[0] / output.original_size[0]
+    sx = original.original_size[1] / output.original_size[1]
+    scaled = []
+    for b in boxes:
+        x, y, w, h = b["box"]
+        scaled.append({**b, "box": [x * sx, y * sy, w * sx, h * sy], "area": b["area"] * sx * sy})
+    return scaled
+
+
 class TextPromptLocalizer:
     """
     Text-prompted heatmaps, masks and boxes in the original image geometry (DESIGN.md §5).
@@ -201,6 +237,11 @@ class TextPromptLocalizer:
         text_key: which text output is the prompt vector (``text_report`` in the reference).
         batch_size: images encoded per forward pass.
         preprocess: the image chain; default :class:`AFLocImagePreprocess` (``image_size``).
+        max_length: token sequence length of the prompts.
+        max_output_size: bound on the longest side of the returned heatmaps and masks (pixels): a larger image gets
+            them at a reduced size (aspect kept), so memory no longer grows with the image (a 12000 x 12000 image
+            with 14 prompts would need 8 GB of float32 heatmaps). Boxes stay in original pixels. ``None`` (default)
+            keeps full-size outputs.
 
     ``localizer(images, prompts)`` returns a dict with ``heatmaps`` (a ``[B, K, H, W]`` tensor when all images
     share a size, else a list of ``[K, H_i, W_i]``), ``frame_heatmaps [B, K, S, S]``, ``scores [B, K]`` (cosine
@@ -227,6 +268,7 @@ class TextPromptLocalizer:
         batch_size: int = 8,
         preprocess: AFLocImagePreprocess | None = None,
         max_length: int = 97,
+        max_output_size: int | None = None,
     ) -> None:
         if not isinstance(network, nn.Module) or not hasattr(network, "encode_image"):
             raise TypeError(f"network must be an AFLoc network (with encode_image), got {type(network).__name__}.")
@@ -234,6 +276,11 @@ class TextPromptLocalizer:
             raise ValueError(f"sigma must be a number >= 0, got {sigma!r}.")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+        if max_output_size is not None and (
+            isinstance(max_output_size, bool) or not isinstance(max_output_size, int) or max_output_size < 1
+        ):
+            raise ValueError(f"max_output_size must be None or a positive int, got {max_output_size!r}.")
+        self.max_output_size = max_output_size
         self.network = network
         self.prompt_encoder = PromptEncoder(network, tokenizer, max_length=max_length, text_key=text_key)
         self.sigma = float(sigma)
@@ -273,7 +320,8 @@ class TextPromptLocalizer:
         frames, geometries, names = prepare_images(images, self.preprocess)
         regions, reports = self.encode_frames(frames)
         frame_maps, valid = self.frame_heatmaps(regions, prompt_vectors, geometries)
-        per_image = [frame_to_original(frame_maps[i], g) for i, g in enumerate(geometries)]
+        outputs = [bounded_output_geometry(g, self.max_output_size) for g in geometries]
+        per_image = [frame_to_original(frame_maps[i], g) for i, g in enumerate(outputs)]
         same_size = len({tuple(m.shape) for m in per_image}) == 1
         scores = torch.nn.functional.normalize(reports, dim=1) @ torch.nn.functional.normalize(
             prompt_vectors.to(reports.device), dim=1
@@ -284,6 +332,7 @@ class TextPromptLocalizer:
             "frame_valid": valid,
             "scores": scores,
             "geometries": geometries,
+            "output_sizes": [g.original_size for g in outputs],
             "prompts": prompt_list,
             "sources": names,
         }
@@ -292,6 +341,9 @@ class TextPromptLocalizer:
             masks = [m > t for m in per_image]
             out["masks"] = torch.stack(masks) if same_size else masks
         if return_boxes:
-            out["boxes"] = [[heatmap_to_boxes(m[k], t) for k in range(m.shape[0])] for m in per_image]
+            out["boxes"] = [
+                [_boxes_to_original(heatmap_to_boxes(m[k], t), o, g) for k in range(m.shape[0])]
+                for m, o, g in zip(per_image, outputs, geometries)
+            ]
         out["threshold"] = t
         return out

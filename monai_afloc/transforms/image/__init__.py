@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from .array import (
     IMAGE_FORMATS,
+    MIN_IMAGE_SIZE,
     RESIZE_INTERPOLATIONS,
     AFLocImagePreprocess,
     CenterCropFrame,
     EqualizeHistogram,
     LoadGrayscaleImage,
     ResizeLongestSidePad,
+    check_image_size,
     equalize_histogram,
     resize_inter_area,
     scale_by_max_to_uint8,
@@ -73,6 +75,8 @@ __all__ = [
     "EqualizeHistogram",
     "CenterCropFrame",
     "AFLocImagePreprocess",
+    "MIN_IMAGE_SIZE",
+    "check_image_size",
     "LoadGrayscaleImaged",
     "LoadGrayscaleImageD",
     "LoadGrayscaleImageDict",

@@ -55,6 +55,8 @@ __all__ = [
     "EqualizeHistogram",
     "CenterCropFrame",
     "AFLocImagePreprocess",
+    "MIN_IMAGE_SIZE",
+    "check_image_size",
 ]
 
 #: values of ``LoadGrayscaleImage(image_format=...)``
@@ -711,6 +713,19 @@ class EqualizeHistogram(Transform):
         return _meta_tensor(out, meta, affine)
 
 
+#: the smallest image side AFLocImagePreprocess accepts (pixels): a smaller image carries too little to localize in
+#: (a 1 x 1 image would give a constant frame and a confident-looking score)
+MIN_IMAGE_SIZE = 16
+
+
+def check_image_size(height: int, width: int, what: str = "image", minimum: int = MIN_IMAGE_SIZE) -> None:
+    """Raise ``ValueError`` when ``height`` or ``width`` is below ``minimum`` pixels (:data:`MIN_IMAGE_SIZE`)."""
+    if min(height, width) < minimum:
+        raise ValueError(
+            f"{what} is {height} x {width} pixels; AFLoc needs at least {minimum} x {minimum} (MIN_IMAGE_SIZE)."
+        )
+
+
 class AFLocImagePreprocess(Transform):
     """
     The whole AFLoc reference image chain, from a file (or an already loaded grayscale image) to the network input.
@@ -732,7 +747,8 @@ class AFLocImagePreprocess(Transform):
         image_format: see :class:`LoadGrayscaleImage`.
         apply_voi_lut: see :class:`LoadGrayscaleImage`.
 
-    Input: a file path, or a grayscale image ``[1, H, W]`` / ``[H, W]`` (tensor, MetaTensor or array).
+    Input: a file path, or a grayscale image ``[1, H, W]`` / ``[H, W]`` (tensor, MetaTensor or array), at least
+    :data:`MIN_IMAGE_SIZE` (16) pixels on each side.
     Output: float32 ``MetaTensor [3, size, size]`` with values in ``[-1, 1]`` and ``afloc_geometry`` in its meta.
 
     Example::
@@ -781,6 +797,9 @@ class AFLocImagePreprocess(Transform):
         x, _, _ = _split(img)
         if x.ndim != 3 or x.shape[0] != 1:
             raise ValueError(f"img: expected a grayscale image [1, H, W] or [H, W], got shape {tuple(x.shape)}.")
+        meta = getattr(img, "meta", None) or {}
+        check_image_size(int(x.shape[1]), int(x.shape[2]), f"image '{meta['filename_or_obj']}'"
+                         if isinstance(meta.get("filename_or_obj"), str) else "img")
         out = self.resize(img)
         if self.equalize is not None:
             out = self.equalize(out)
