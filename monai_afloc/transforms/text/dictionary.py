@@ -268,12 +268,15 @@ class TokenizeTextd(MapTransform):
 class NegationFilterd(MapTransform):
     """
     Dictionary-based version of :class:`monai_afloc.transforms.text.NegationFilter`: each key's sentence list is
-    filtered (``"drop"``), rewritten (``"mark"``) or left as it is (``"keep"``).
+    filtered (``"drop"``), rewritten (``"mark"``), left as it is (``"keep"``), or handled at the mention level
+    (``"drop_mentions"``, ``"mark_mentions"``).
 
     Args:
         keys: keys of the sentence lists. See also: :py:class:`monai.transforms.MapTransform`.
         mode: one of :class:`~monai_afloc.transforms.text.NegationMode`.
-        keep_last: with ``"drop"``, an all-negated report keeps its last sentence instead of becoming empty.
+        keep_last: with ``"drop"`` / ``"drop_mentions"``, an all-negated report keeps its last sentence instead of
+            becoming empty.
+        keep_uncertain: with the mention modes, keep uncertain findings (by default only affirmed ones are kept).
         allow_missing_keys: don't raise an exception if a key is missing.
 
     Example::
@@ -288,9 +291,10 @@ class NegationFilterd(MapTransform):
         mode: NegationMode | str = NegationMode.DROP,
         keep_last: bool = False,
         allow_missing_keys: bool = False,
+        keep_uncertain: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.filter = NegationFilter(mode=mode, keep_last=keep_last)
+        self.filter = NegationFilter(mode=mode, keep_last=keep_last, keep_uncertain=keep_uncertain)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
