@@ -114,7 +114,7 @@ def _check_sentences(sentences: Any) -> list[str]:
     return list(sentences)
 
 
-def clean_report(text: str, allow_empty: bool = False) -> list[str]:
+def clean_report(text: str, allow_empty: bool = False, keep_unicode: bool = False) -> list[str]:
     """
     Cleans a report and splits it into sentences exactly as the AFLoc/GLoRIA reference does:
 
@@ -125,6 +125,9 @@ def clean_report(text: str, allow_empty: bool = False) -> list[str]:
     4. non-ASCII characters are removed from each token (``token.encode("ascii", "ignore")``), tokens that become
        empty are dropped, and the rest are joined with single spaces.
 
+    Step 4 is a quirk of the release, kept for its weights (its vocabulary is ASCII); ``keep_unicode=True`` skips it
+    for a text model with a Unicode vocabulary ("Ödem", "épanchement pleural" stay as they are, lowercased).
+
     One deliberate difference: a piece whose tokens are all non-ASCII (it had >= 2 tokens, so the reference keeps it)
     would become the empty sentence ``""``; it is dropped here, since an empty sentence only adds a stray ``". "``
     to the joined text. (The reference's replacement of ``"\\ufffd\\ufffd"`` by a space is implied: ``\\ufffd`` is
@@ -134,9 +137,11 @@ def clean_report(text: str, allow_empty: bool = False) -> list[str]:
         text: the report.
         allow_empty: what to do when nothing survives the cleaning (empty text, only punctuation, only non-ASCII,
             only one-word pieces): return ``[]`` if True, raise ``ValueError`` if False (default).
+        keep_unicode: keep non-ASCII characters (step 4 skipped); default False, as the reference.
 
     Returns:
-        the cleaned sentences, in order: lowercase ASCII words separated by single spaces, no punctuation.
+        the cleaned sentences, in order: lowercase ASCII (or, with ``keep_unicode``, Unicode) words separated by
+        single spaces, no punctuation.
 
     Raises:
         TypeError: when ``text`` is not a str (None, bytes, a number, a NaN from an empty CSV cell, ...).
@@ -149,10 +154,11 @@ def clean_report(text: str, allow_empty: bool = False) -> list[str]:
     """
     text = _check_report(text)
     allow_empty = _check_bool("allow_empty", allow_empty)
+    keep_unicode = _check_bool("keep_unicode", keep_unicode)
     pieces = (piece for chunk in _NUMBERED_RE.split(text.replace("\n", " ")) for piece in chunk.split("."))
     token_lists = (_WORD_RE.findall(piece.lower()) for piece in pieces)
     ascii_lists = (
-        [a for a in (t.encode("ascii", "ignore").decode("ascii") for t in tokens) if a]
+        tokens if keep_unicode else [a for a in (t.encode("ascii", "ignore").decode("ascii") for t in tokens) if a]
         for tokens in token_lists
         if len(tokens) > 1
     )
@@ -171,15 +177,20 @@ class ReportToSentences(Transform):
 
     Args:
         allow_empty: return ``[]`` for a report that cleans to nothing instead of raising ``ValueError``.
+        keep_unicode: keep non-ASCII characters (for a text model with a Unicode vocabulary; the AFLoc release's
+            vocabulary is ASCII, so the default drops them as the reference does).
 
     Example::
 
         >>> ReportToSentences()("Heart size is normal. 2. No effusion.")
         ['heart size is normal', 'no effusion']
+        >>> ReportToSentences(keep_unicode=True)("Kein Pleuraerguss. Herz normal groß.")
+        ['kein pleuraerguss', 'herz normal groß']
     """
 
-    def __init__(self, allow_empty: bool = False) -> None:
+    def __init__(self, allow_empty: bool = False, keep_unicode: bool = False) -> None:
         self.allow_empty = _check_bool("allow_empty", allow_empty)
+        self.keep_unicode = _check_bool("keep_unicode", keep_unicode)
 
     def __call__(self, report: str) -> list[str]:
         """
@@ -190,7 +201,7 @@ class ReportToSentences(Transform):
             TypeError: when ``report`` is not a str.
             ValueError: when it cleans to nothing and ``allow_empty`` is False.
         """
-        return clean_report(report, allow_empty=self.allow_empty)
+        return clean_report(report, allow_empty=self.allow_empty, keep_unicode=self.keep_unicode)
 
 
 class JoinSentences(Transform):

@@ -77,6 +77,7 @@ class ReportToSentencesd(MapTransform):
         keys: keys of the reports to transform. See also: :py:class:`monai.transforms.MapTransform`.
         allow_empty: return ``[]`` for a report that cleans to nothing instead of raising ``ValueError``.
         allow_missing_keys: don't raise an exception if a key is missing.
+        keep_unicode: keep non-ASCII characters (for a text model with a Unicode vocabulary).
 
     Example::
 
@@ -84,9 +85,15 @@ class ReportToSentencesd(MapTransform):
         {'report': ['no effusion', 'mild cardiomegaly']}
     """
 
-    def __init__(self, keys: KeysCollection, allow_empty: bool = False, allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        allow_empty: bool = False,
+        allow_missing_keys: bool = False,
+        keep_unicode: bool = False,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.splitter = ReportToSentences(allow_empty=allow_empty)
+        self.splitter = ReportToSentences(allow_empty=allow_empty, keep_unicode=keep_unicode)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
