@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import importlib.util
 import io
 import os
 import tempfile
@@ -39,17 +38,10 @@ from monai_afloc.data import (
     siim_pneumothorax_datalist,
 )
 from tests.data.writers import siim_rle2mask, touch, write_dicom
+from tests.helpers import torchxrayvision_data_dir
 
 
-def _txv_data_dir() -> str | None:
-    spec = importlib.util.find_spec("torchxrayvision")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    folder = os.path.join(list(spec.submodule_search_locations)[0], "data")
-    return folder if os.path.isdir(folder) else None
-
-
-DATA = _txv_data_dir()
+DATA = torchxrayvision_data_dir()
 
 
 def _table(name: str) -> str:

@@ -274,11 +274,12 @@ class _Analysis(NamedTuple):
     findings: list[str]
 
 
-def _strip_filler(words: list[str]) -> list[str]:
+def _strip_filler(words: list[str], strip: frozenset[str] = NEGATION_FILLER) -> list[str]:
+    """``words`` without the words of ``strip`` at either edge."""
     lo, hi = 0, len(words)
-    while lo < hi and words[lo] in NEGATION_FILLER:
+    while lo < hi and words[lo] in strip:
         lo += 1
-    while hi > lo and words[hi - 1] in NEGATION_FILLER:
+    while hi > lo and words[hi - 1] in strip:
         hi -= 1
     return words[lo:hi]
 
@@ -596,15 +597,6 @@ def mention_states(sentence: str) -> list[tuple[str, MentionState]]:
     return runs
 
 
-def _strip_edges(words: list[str]) -> list[str]:
-    lo, hi = 0, len(words)
-    while lo < hi and words[lo] in _EDGE_WORDS:
-        lo += 1
-    while hi > lo and words[hi - 1] in _EDGE_WORDS:
-        hi -= 1
-    return words[lo:hi]
-
-
 def _check_keep_uncertain(keep_uncertain: object) -> bool:
     if not isinstance(keep_uncertain, bool):
         raise TypeError(f"keep_uncertain must be a bool, got {type(keep_uncertain).__name__}.")
@@ -636,7 +628,7 @@ def remove_negated_mentions(sentence: str, keep_uncertain: bool = False) -> str:
     keep_uncertain = _check_keep_uncertain(keep_uncertain)
     tokens, states, _ = _token_states(sentence)
     dropped = {MentionState.NEGATED} if keep_uncertain else {MentionState.NEGATED, MentionState.UNCERTAIN}
-    kept = _strip_edges([t for t, s in zip(tokens, states) if s not in dropped])
+    kept = _strip_filler([t for t, s in zip(tokens, states) if s not in dropped], _EDGE_WORDS)
     return " ".join(kept) if _strip_filler(kept) else ""
 
 
@@ -674,5 +666,5 @@ def mark_negated_mentions(sentence: str, keep_uncertain: bool = False) -> str:
         elif keep_uncertain or states[i] != MentionState.UNCERTAIN:
             out.extend(tokens[i:j])
         i = j
-    out = _strip_edges(out)
+    out = _strip_filler(out, _EDGE_WORDS)
     return " ".join(out) if _strip_filler(out) else ""

@@ -17,27 +17,17 @@ reports): macro F1 >= 0.80 over 9 findings, and well above the keyword and sente
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import os
 import unittest
 
 from monai_afloc.apps.demo import DEMO_SETTINGS
-
-_SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "..", "benchmarks", "negation_real.py")
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("negation_real_benchmark", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from tests.helpers import load_benchmark, torchxrayvision_data_dir
 
 class TestNegationOnRealReports(unittest.TestCase):
     def test_demo_mode_held_out(self):
-        script = _load_script()
-        data = script.find_torchxrayvision_data()
+        script = load_benchmark("negation_real")
+        data = torchxrayvision_data_dir()
         if data is None or not os.path.isfile(os.path.join(data, "NLMCXR_reports.tgz")):
             self.skipTest(
                 "the IU X-ray reports come with the torchxrayvision wheel (pip install --no-deps torchxrayvision)"
