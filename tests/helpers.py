@@ -20,7 +20,36 @@ import torch
 
 from monai_afloc.utils.dicom import save_dicom
 
-__all__ = ["TINY_VOCAB", "make_tiny_tokenizer", "make_tiny_bert", "SkipIfNoModule", "write_dx_dicom", "BrightnessAFLoc"]
+__all__ = [
+    "TINY_VOCAB",
+    "make_tiny_tokenizer",
+    "make_tiny_bert",
+    "SkipIfNoModule",
+    "write_dx_dicom",
+    "BrightnessAFLoc",
+    "load_benchmark",
+    "torchxrayvision_data_dir",
+]
+
+_BENCHMARKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks")
+
+
+def load_benchmark(name: str):
+    """The module of the script ``benchmarks/<name>.py`` (the benchmarks folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", os.path.join(_BENCHMARKS, name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def torchxrayvision_data_dir() -> str | None:
+    """The ``data`` folder of an installed ``torchxrayvision`` wheel (real reports and tables), found without
+    importing the package (that would import torchvision); None when it is not installed."""
+    spec = importlib.util.find_spec("torchxrayvision")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = os.path.join(list(spec.submodule_search_locations)[0], "data")
+    return folder if os.path.isdir(folder) else None
 
 _SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 _PUNCT = [".", ",", ":", ";", "-", "/", "(", ")"]

@@ -40,7 +40,7 @@ DEMO_SETTINGS: dict[str, Any] = {
     "freeze_text_encoder": True,
     "projection_dim": 256,
     "center_text_features": True,  # frozen MiniLM report vectors are near-parallel (mean cosine 0.87): centre them
-    "negation_mode": "drop",  # "no pneumothorax" mean-pools close to "pneumothorax": keep affirmed findings only
+    "negation_mode": "drop_mentions",  # remove negated (and uncertain) findings, keep the affirmed rest of a sentence
     "sentence_sample_prob": 0.0,  # a random sentence subset often drops the one finding of a synthetic report
     "batch_size": 32,
     "learning_rate": 1e-3,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -54,6 +55,11 @@ class PromptEncoder:
         max_length: token sequence length (97 in the reference).
         text_key: which text output is the prompt vector (``text_report`` in the reference).
         cache_size: number of prompt vectors kept (least recently used dropped); 0 disables the cache.
+        keep_unicode: keep non-ASCII characters in prompts (for a text model with a Unicode vocabulary; the
+            release's vocabulary is ASCII, so by default they are removed as the reference does).
+
+    A prompt whose words change under cleaning, or that is cut at ``max_length`` tokens, gets a ``UserWarning`` that
+    says what the model sees.
 
     Thread-safe: one encoder (e.g. in a shared :class:`TextPromptLocalizer`) may serve several threads; the cache is
     read and updated under a lock, and prompts are encoded one call at a time (tokenizers are not thread-safe).
@@ -66,6 +72,7 @@ class PromptEncoder:
         max_length: int = 97,
         text_key: str = AFLocKeys.TEXT_REPORT,
         cache_size: int = 4096,
+        keep_unicode: bool = False,
     ) -> None:
         if not isinstance(network, nn.Module):
             raise TypeError(f"network must be an AFLoc or AFLocTextEncoder module, got {type(network).__name__}.")
@@ -80,9 +87,25 @@ class PromptEncoder:
         self.max_length = max_length
         self.text_key = text_key
         self.cache_size = cache_size
+        if not isinstance(keep_unicode, bool):
+            raise TypeError(f"keep_unicode must be a bool, got {type(keep_unicode).__name__}.")
+        self.keep_unicode = keep_unicode
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._encode_lock = threading.Lock()
+
+    def _warn_truncated(self, texts: list[str], input_ids: torch.Tensor) -> None:
+        """Warn about each prompt longer than ``max_length`` tokens, with the text that the model sees."""
+        full = self.tokenizer(texts, truncation=False, padding=False)["input_ids"]
+        for i, (text, ids) in enumerate(zip(texts, full)):
+            if len(ids) > self.max_length:
+                seen = self.tokenizer.decode(input_ids[i].tolist(), skip_special_tokens=True)
+                warnings.warn(
+                    f"prompt {text!r} has {len(ids)} tokens and is cut at max_length={self.max_length}: the model "
+                    f"sees {seen!r}.",
+                    UserWarning,
+                    stacklevel=4,
+                )
 
     def _encode(self, texts: list[str]) -> torch.Tensor:
         # The reference pads prompts to max_length; attention masks make real tokens' states independent of the
@@ -98,6 +121,8 @@ class PromptEncoder:
             max_length=self.max_length,
             return_tensors="pt",
         )
+        if enc["input_ids"].shape[1] >= self.max_length:  # some prompt may have been cut
+            self._warn_truncated(texts, enc["input_ids"])
         device = next(self.network.parameters()).device
         batch = {k: enc[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
         if dynamic:
@@ -107,7 +132,7 @@ class PromptEncoder:
 
     def __call__(self, prompts: str | Sequence[str]) -> torch.Tensor:
         """Return ``[K, D]`` prompt vectors (cleaned as the reference cleans an inference prompt)."""
-        cleaned = clean_prompts(prompts)
+        cleaned = clean_prompts(prompts, keep_unicode=self.keep_unicode)
         with self._cache_lock:  # a snapshot: another thread may evict entries once the lock is released
             vectors = {t: self._cache[t] for t in cleaned if t in self._cache}
         missing = list(dict.fromkeys(t for t in cleaned if t not in vectors))
