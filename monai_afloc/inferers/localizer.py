@@ -37,6 +37,7 @@ from monai_afloc.transforms.image.geometry import (
     valid_frame_masks,
 )
 from monai_afloc.transforms.post.array import heatmap_to_boxes
+from monai_afloc.inference_settings import InferenceSettings
 from monai_afloc.utils.enums import AFLocKeys
 
 __all__ = ["PromptEncoder", "prepare_images", "encode_frames", "TextPromptLocalizer"]
@@ -208,9 +209,12 @@ class TextPromptLocalizer:
     ``return_masks``/``return_boxes``, ``masks`` (same layout as ``heatmaps``) and ``boxes`` (per image, per prompt,
     a list of ``{"box": [x, y, w, h], "score", "area"}`` in original pixels).
 
+    Build it from a checkpoint with :meth:`from_checkpoint`: every entry point (CLI, bundle, MONAI Label, Deploy,
+    demo) does, so one checkpoint gives one heatmap whichever way it is run.
+
     Example::
 
-        >>> loc = TextPromptLocalizer(net)
+        >>> loc = TextPromptLocalizer.from_checkpoint("models/best", device="cuda")
         >>> out = loc("cxr.dcm", ["small left pleural effusion", "pneumothorax"], return_boxes=True)
         >>> out["heatmaps"].shape  # [1, 2, H, W] in the DICOM's own geometry
     """
@@ -230,18 +234,54 @@ class TextPromptLocalizer:
     ) -> None:
         if not isinstance(network, nn.Module) or not hasattr(network, "encode_image"):
             raise TypeError(f"network must be an AFLoc network (with encode_image), got {type(network).__name__}.")
-        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or sigma < 0:
-            raise ValueError(f"sigma must be a number >= 0, got {sigma!r}.")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+        self.settings = InferenceSettings(image_size=image_size, sigma=sigma, threshold=threshold,
+                                          region_key=region_key, text_key=text_key, max_length=max_length)
         self.network = network
         self.prompt_encoder = PromptEncoder(network, tokenizer, max_length=max_length, text_key=text_key)
-        self.sigma = float(sigma)
-        self.image_size = int(image_size)
-        self.threshold = threshold
-        self.region_key = region_key
+        self.sigma = self.settings.sigma
+        self.image_size = self.settings.image_size
+        self.threshold = self.settings.threshold
+        self.region_key = self.settings.region_key
         self.batch_size = batch_size
         self.preprocess = preprocess if preprocess is not None else AFLocImagePreprocess(size=self.image_size)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        device: str | torch.device | None = None,
+        text_model_name_or_path: str | None = None,
+        tokenizer: Any = None,
+        batch_size: int = 8,
+        preprocess: AFLocImagePreprocess | None = None,
+        **overrides: Any,
+    ) -> TextPromptLocalizer:
+        """
+        The localizer a checkpoint was saved for: its network on ``device`` (``None``: CPU) and its inference
+        settings (frame size, σ in sentence-grid cells, threshold, keys, max length; see
+        :func:`~monai_afloc.checkpoint.load_inference_settings`). A release ``.ckpt`` gives the release's settings.
+
+        Args:
+            path: a monai_afloc checkpoint folder or a release ``.ckpt``.
+            device: where the network runs.
+            text_model_name_or_path: overrides the checkpoint's text model (see ``load_afloc_checkpoint``).
+            tokenizer, batch_size, preprocess: as in the constructor.
+            overrides: ``image_size``, ``sigma``, ``threshold``, ``region_key``, ``text_key``, ``max_length``;
+                explicit values win, ``None`` keeps the checkpoint's; a new ``image_size`` without ``sigma`` rescales
+                σ to the new grid (same width in pixels).
+
+        Example::
+
+            >>> loc = TextPromptLocalizer.from_checkpoint("demo_out/models/afloc", threshold=0.3)
+            >>> loc.settings.image_size, loc.settings.sigma  # what the demo trained and evaluated at
+            (128, 0.631578947368421)
+        """
+        from monai_afloc.checkpoint import load_afloc_for_inference
+
+        net, settings = load_afloc_for_inference(path, device, text_model_name_or_path, **overrides)
+        return cls(net, tokenizer=tokenizer, batch_size=batch_size, preprocess=preprocess, **settings.to_dict())
 
     @property
     def device(self) -> torch.device:
