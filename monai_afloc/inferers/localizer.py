@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from monai.data import MetaTensor
 
 from monai_afloc.inferers.prompts import clean_prompts
 from monai_afloc.networks.nets.text_encoder import AFLocTextEncoder
@@ -131,11 +132,17 @@ def _to_gray(image: torch.Tensor) -> torch.Tensor:
     return torch.round(image * (255.0 / peak)).clamp(0, 255) if peak > 0 else image
 
 
+def _is_path_or_loaded(item: Any) -> bool:
+    return isinstance(item, (str, os.PathLike)) or (isinstance(item, MetaTensor) and item.ndim == 3)
+
+
 def prepare_images(
     images: Any, preprocess: AFLocImagePreprocess, rescale_tensors: bool = True
 ) -> tuple[torch.Tensor, list[PreprocessGeometry], list[str | None]]:
     """
-    Turn a path, a list of paths, or a tensor batch ``[B, C, H, W]`` of raw images into network frames.
+    Turn a path, a list of paths (or of images loaded by the preprocessing's loader,
+    :class:`~monai_afloc.transforms.image.array.LoadGrayscaleImage`), or a tensor batch ``[B, C, H, W]`` of raw
+    images into network frames.
 
     Tensor images are in their original geometry; with ``rescale_tensors`` each is rescaled by its maximum to
     [0, 255] (the rule the reference applies to DICOM pixel data), so any intensity range works.
@@ -152,12 +159,15 @@ def prepare_images(
             raise ValueError(f"tensor images must be [B, C, H, W] or [C, H, W], got shape {tuple(images.shape)}.")
         items: list[Any] = [_to_gray(im) if rescale_tensors else im.float()[:1] for im in images]
         names: list[str | None] = [None] * len(items)
-    elif isinstance(images, Sequence) and len(images) > 0 and all(isinstance(p, (str, os.PathLike)) for p in images):
-        items = [os.fspath(p) for p in images]
-        names = list(items)
+    elif isinstance(images, Sequence) and len(images) > 0 and all(_is_path_or_loaded(p) for p in images):
+        # paths are decoded by the preprocessing's loader; loaded images (its output) skip that step, so a caller
+        # that needs the decoded image too (for an overlay) decodes once and gets the same frames
+        items = [p if isinstance(p, MetaTensor) else os.fspath(p) for p in images]
+        names = [p.meta.get("filename_or_obj") if isinstance(p, MetaTensor) else p for p in items]
     else:
         raise TypeError(
-            f"images must be a path, a non-empty list of paths or a [B, C, H, W] tensor, got {type(images).__name__}."
+            "images must be a path, a non-empty list of paths or of loaded images (LoadGrayscaleImage output), or a "
+            f"[B, C, H, W] tensor, got {type(images).__name__}."
         )
     frames, geometries = [], []
     for item in items:
