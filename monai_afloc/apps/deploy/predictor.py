@@ -286,7 +286,7 @@ class AFLocPredictor:
         if isinstance(model, nn.Module):
             net, self.kind = model.to(torch.device(device)).eval(), "eager"
             self.model_path = None
-            settings = default_inference_settings(net, None, **overrides)
+            settings = default_inference_settings(net, image_size, threshold=threshold, sigma=sigma)
         else:
             net, prompt_encoder, self.kind = load_deploy_model(model, device)
             self.model_path = os.fspath(model)

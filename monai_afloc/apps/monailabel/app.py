@@ -197,7 +197,9 @@ def build_localizer(settings: AFLocAppSettings) -> TextPromptLocalizer:
     from monai_afloc.inference_settings import default_inference_settings
 
     net = _factory_network(settings)
-    return TextPromptLocalizer(net, **default_inference_settings(net, settings.image_size, **overrides).to_dict())
+    defaults = default_inference_settings(net, settings.image_size, sigma=overrides["sigma"],
+                                          threshold=overrides["threshold"])
+    return TextPromptLocalizer(net, **defaults.to_dict())
 
 
 def build_network(settings: AFLocAppSettings) -> torch.nn.Module:
