@@ -289,7 +289,7 @@ class TestDeployAppRealModel(unittest.TestCase):
         from monai_afloc.apps.deploy.bundle_app import run_bundle_app
 
         findings = [("Nodule", "nodule"), ("Pleural effusion", "pleural effusion")]
-        bundle = export_deploy_bundle(self.ckpt, os.path.join(self.tmp.name, "bundle"), findings, sigma=1.5)
+        bundle = export_deploy_bundle(self.ckpt, os.path.join(self.tmp.name, "bundle"), findings)  # its sigma
         cfg = {"findings": ["Nodule", "Pleural effusion"], "outputs": {"png": False}}
         out_b, out_m = os.path.join(self.tmp.name, "out_bundle"), os.path.join(self.tmp.name, "out_main")
         self.assertEqual(run_bundle_app(self.inp, out_b, bundle, config=cfg)["status"], "ok")
