@@ -331,7 +331,6 @@ class TestDeployAppRealModel(unittest.TestCase):
 
 
 @needs_deploy
-@needs_deploy
 class TestDeployEntryPoint(unittest.TestCase):
     """The Deploy part of tests/test_entry_points.py: the app's inference operator, built by the app from ``-m
     CHECKPOINT``, receives the Python API's heatmaps (1e-5) for a checkpoint trained at a non-default size."""
