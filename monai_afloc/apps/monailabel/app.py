@@ -49,7 +49,6 @@ the server starts; everything else then runs MONAI Label's own endpoint code.
 
 from __future__ import annotations
 
-import contextvars
 import importlib
 import logging
 import os
@@ -61,7 +60,7 @@ import torch
 from monai.utils import optional_import
 
 import monai_afloc
-from monai_afloc.apps.monailabel.infer import AFLocPromptInferTask, http_error, is_inside
+from monai_afloc.apps.monailabel.infer import UPLOADED_IMAGE, AFLocPromptInferTask, http_error, is_inside
 from monai_afloc.apps.monailabel.params import AFLocRequestError, parse_threshold
 from monai_afloc.data.mimic import CHEXPERT_FINDINGS
 from monai_afloc.inferers.localizer import TextPromptLocalizer
@@ -84,8 +83,6 @@ logger = logging.getLogger(__name__)
 #: the findings of the ``afloc_findings`` task: the CheXpert labels that name a finding, plus Nodule (14)
 DEFAULT_FINDINGS: tuple[str, ...] = tuple(f for f in CHEXPERT_FINDINGS if f != "No Finding") + ("Nodule",)
 
-#: set by the ``/infer`` guard while a request with an uploaded file runs (its temporary copy is then allowed)
-UPLOADED_IMAGE: contextvars.ContextVar[bool] = contextvars.ContextVar("afloc_uploaded_image", default=False)
 
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 _KNOWN_KEYS = {"checkpoint", "text_model", "findings", "free_text", "threshold", "sigma", "image_size", "device",

@@ -28,6 +28,7 @@ MONAI Label is imported through ``optional_import``: this module imports without
 
 from __future__ import annotations
 
+import contextvars
 import os
 import tempfile
 import threading
@@ -56,6 +57,7 @@ HTTPException, has_fastapi = optional_import("fastapi", name="HTTPException")
 Image, _ = optional_import("PIL.Image")
 
 __all__ = [
+    "UPLOADED_IMAGE",
     "AFLocPromptInferTask",
     "finding_prompt_text",
     "label_from_heatmaps",
@@ -63,6 +65,10 @@ __all__ = [
     "http_error",
     "is_inside",
 ]
+
+#: set by the ``/infer`` guard (:mod:`~monai_afloc.apps.monailabel.server`) while a request with an uploaded file
+#: runs (its temporary copy is then allowed); here, below both the app and the guard, so neither imports the other
+UPLOADED_IMAGE: contextvars.ContextVar[bool] = contextvars.ContextVar("afloc_uploaded_image", default=False)
 
 
 def finding_prompt_text(finding: str) -> str:
