@@ -39,7 +39,8 @@ from monai_afloc.transforms.image.geometry import (
 )
 from monai_afloc.transforms.post.array import heatmap_to_boxes
 from monai_afloc.inference_settings import InferenceSettings
-from monai_afloc.utils.enums import AFLocKeys
+from monai_afloc.utils.enums import AFLocKeys, LocalizerKeys
+from monai_afloc.utils.validation import check_number
 
 __all__ = ["PromptEncoder", "prepare_images", "encode_frames", "TextPromptLocalizer"]
 
@@ -328,20 +329,21 @@ class TextPromptLocalizer:
         scores = torch.nn.functional.normalize(reports, dim=1) @ torch.nn.functional.normalize(
             prompt_vectors.to(reports.device), dim=1
         ).T
+        K = LocalizerKeys
         out: dict[str, Any] = {
-            "heatmaps": torch.stack(per_image) if same_size else per_image,
-            "frame_heatmaps": frame_maps,
-            "frame_valid": valid,
-            "scores": scores,
-            "geometries": geometries,
-            "prompts": prompt_list,
-            "sources": names,
+            K.HEATMAPS: torch.stack(per_image) if same_size else per_image,
+            K.FRAME_HEATMAPS: frame_maps,
+            K.FRAME_VALID: valid,
+            K.SCORES: scores,
+            K.GEOMETRIES: geometries,
+            K.PROMPTS: prompt_list,
+            K.SOURCES: names,
         }
-        t = self.threshold if threshold is None else threshold
+        t = self.threshold if threshold is None else check_number("threshold", threshold, -1, 1)
         if return_masks:
             masks = [m > t for m in per_image]
-            out["masks"] = torch.stack(masks) if same_size else masks
+            out[K.MASKS] = torch.stack(masks) if same_size else masks
         if return_boxes:
-            out["boxes"] = [[heatmap_to_boxes(m[k], t) for k in range(m.shape[0])] for m in per_image]
-        out["threshold"] = t
+            out[K.BOXES] = [[heatmap_to_boxes(m[k], t) for k in range(m.shape[0])] for m in per_image]
+        out[K.THRESHOLD] = t
         return out

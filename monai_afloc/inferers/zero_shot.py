@@ -27,7 +27,7 @@ from monai_afloc.inferers.similarity import similarity_map
 from monai_afloc.transforms.image.array import AFLocImagePreprocess
 from monai_afloc.transforms.image.geometry import valid_frame_masks
 from monai_afloc.inference_settings import InferenceSettings
-from monai_afloc.utils.enums import AFLocKeys
+from monai_afloc.utils.enums import AFLocKeys, ZeroShotKeys
 
 __all__ = ["ZeroShotClassifier", "zero_shot_probabilities"]
 
@@ -170,13 +170,14 @@ class ZeroShotClassifier:
         frames, geometries, names = prepare_images(images, self.preprocess)
         regions, reports = encode_frames(self.network, frames, self.batch_size, self.settings.region_key)
         pos, neg = (v.to(reports.device) for v in self.class_vectors())
-        result: dict[str, Any] = {"findings": list(self.findings), "sources": names}
-        result["probabilities"] = zero_shot_probabilities(reports, pos, neg, self.logit_scale)
+        K = ZeroShotKeys
+        result: dict[str, Any] = {K.FINDINGS: list(self.findings), K.SOURCES: names}
+        result[K.PROBABILITIES] = zero_shot_probabilities(reports, pos, neg, self.logit_scale)
         if self.mode == "heatmap":
             sim = similarity_map(regions, pos, sigma=self.sigma)  # [B, F, h, w]
             valid = valid_frame_masks(geometries, device=sim.device).float()
             valid = F.interpolate(valid, size=sim.shape[-2:], mode="area") > 0.5
-            result["scores"] = torch.where(valid, sim, torch.full_like(sim, -torch.inf)).amax(dim=(-2, -1))
+            result[K.SCORES] = torch.where(valid, sim, torch.full_like(sim, -torch.inf)).amax(dim=(-2, -1))
         else:
-            result["scores"] = result["probabilities"]
+            result[K.SCORES] = result[K.PROBABILITIES]
         return result
