@@ -105,7 +105,7 @@ class AFLocImageEncoderTuple(nn.Module):
 
 class AFLocHeatmapHead(nn.Module):
     """
-    AFLoc localization as one module taking precomputed prompt embeddings: the localizer's maths (DESIGN.md §5) on
+    AFLoc localization as one module taking precomputed prompt embeddings: the localizer's maths (docs/design.md §5) on
     the frame the encoder sees.
 
     ``heatmaps = rescale_to_unit_range(upsample_maps(similarity_map(regions, prompt_embeddings, sigma), output_size))``

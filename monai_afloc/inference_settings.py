@@ -15,7 +15,8 @@ CLI, bundle, MONAI Label, Deploy, demo) builds the same localizer from it.
 The smoothing rule is written here once: the reference smooths its 19×19 sentence grid (ResNet-50, 299 px input)
 with σ = 1.5 cells; a network whose sentence grid has ``g`` cells gets ``σ = 1.5 · g / 19`` cells, the same width
 in image pixels. ``g`` comes from the backbone's strides by arithmetic
-(:meth:`~monai_afloc.networks.nets.AFLocImageEncoder.feature_grid_sizes`), never from a forward pass.
+(:meth:`~monai_afloc.networks.nets.AFLocImageEncoder.feature_grid_sizes`), never from a forward pass
+(docs/design.md §7).
 """
 
 from __future__ import annotations

@@ -197,7 +197,7 @@ def encode_frames(
 
 class TextPromptLocalizer:
     """
-    Text-prompted heatmaps, masks and boxes in the original image geometry (DESIGN.md §5).
+    Text-prompted heatmaps, masks and boxes in the original image geometry (docs/design.md §5).
 
     For each image and prompt: the dot product of the prompt's report vector with each sentence-level region
     embedding, Gaussian smoothing (``sigma`` grid cells), bilinear upsampling to the ``image_size`` frame, min–max
