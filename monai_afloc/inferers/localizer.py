@@ -213,8 +213,14 @@ class TextPromptLocalizer:
         text_key: which text output is the prompt vector (``text_report`` in the reference).
         batch_size: images encoded per forward pass.
         preprocess: the image chain; default :class:`AFLocImagePreprocess` (``image_size``).
+        max_length: prompt token length (97 in the reference).
 
-    ``localizer(images, prompts)`` returns a dict with ``heatmaps`` (a ``[B, K, H, W]`` tensor when all images
+    The six settings (``image_size``, ``sigma``, ``threshold``, ``region_key``, ``text_key``, ``max_length``) are
+    checked once, as :class:`~monai_afloc.inference_settings.InferenceSettings` (``self.settings``).
+
+    ``images`` are paths, images loaded by ``self.preprocess.loader`` (decode once, reuse for display) or a tensor
+    batch. ``localizer(images, prompts)`` returns a dict (keys: :class:`~monai_afloc.utils.enums.LocalizerKeys`)
+    with ``heatmaps`` (a ``[B, K, H, W]`` tensor when all images
     share a size, else a list of ``[K, H_i, W_i]``), ``frame_heatmaps [B, K, S, S]``, ``scores [B, K]`` (cosine
     similarity of the image and prompt report vectors), ``geometries`` and ``prompts``; with
     ``return_masks``/``return_boxes``, ``masks`` (same layout as ``heatmaps``) and ``boxes`` (per image, per prompt,
