@@ -52,6 +52,7 @@ from monai_afloc.transforms.image.geometry import (
     frame_to_original,
     valid_frame_masks,
 )
+from monai_afloc.utils.validation import check_number
 
 __all__ = [
     "CHEST_BUNDLE_DIR",
@@ -234,9 +235,7 @@ def export_deploy_bundle(
     overrides: dict[str, Any] = {"bundle_root": bundle_dir, "checkpoint": os.fspath(checkpoint),
                                  "device": f"$torch.device('{device}')"}
     if sigma is not None:
-        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or sigma < 0:
-            raise ValueError(f"sigma must be None or a number >= 0, got {sigma!r}.")
-        overrides["sigma"] = float(sigma)
+        overrides["sigma"] = check_number("sigma", sigma, minimum=0)
     parser.update(overrides)
     head = parser.get_parsed_content("heatmap_head").eval()
     network = parser.get_parsed_content("network")
