@@ -63,7 +63,7 @@ class TestCLIOutputs(unittest.TestCase):
         for out in (self.a_file, os.path.join(self.a_file, "sub")):
             for command in (["classify"], ["localize", "--prompt", "effusion"]):
                 with self.subTest(out=out, command=command[0]):
-                    with mock.patch("monai_afloc.cli._load_network", side_effect=AssertionError("model loaded")):
+                    with mock.patch("monai_afloc.cli._build", side_effect=AssertionError("model loaded")):
                         code, err = _run([*command, self.pngs[0], "--checkpoint", self.ckpt, "--out", out, "--quiet"])
                     self.assertEqual(code, 2)
                     self.assertEqual(len(err.strip().splitlines()), 1, err)
@@ -94,12 +94,35 @@ class TestCLIOutputs(unittest.TestCase):
                           "--prompt", "effusion", "--no-overlay"])
         self.assertEqual(code, 1)
         self.assertIn(f"at least {MIN_IMAGE_SIZE} x {MIN_IMAGE_SIZE}", err)
-        self.assertEqual(sorted(os.listdir(out)), ["cxr0"])  # no folder, not even a partial one, for the dot
+        # no folder, not even a partial one, for the dot (results.json: the runner's summary, naming the failure)
+        self.assertEqual(sorted(os.listdir(out)), ["cxr0", "results.json"])
         code, err = _run(["classify", self.dot, "--checkpoint", self.ckpt, "--out", out, "--quiet",
                           "--findings", "Edema"])
         self.assertEqual(code, 1)
         with open(os.path.join(out, "classification.json"), encoding="utf-8") as f:
             self.assertEqual(json.load(f)["results"], {})  # no confident-looking score for a 1 x 1 image
+
+    def test_localize_never_leaves_half_a_folder(self):
+        out = os.path.join(self.tmp.name, "loc_crash")
+        argv = ["localize", *self.pngs[:2], "--checkpoint", self.ckpt, "--out", out, "--quiet", "--prompt",
+                "effusion", "--no-overlay"]
+        self.assertEqual(_run([a for a in argv if a != self.pngs[1]])[0], 0)  # a first, complete run of cxr0
+        real, calls = __import__("monai_afloc.apps.runner", fromlist=["save_mask_png"]).save_mask_png, []
+
+        def fail_on_second(*args, **kwargs):  # the disk fills up while cxr1's files are written
+            calls.append(1)
+            if len(calls) == 2:
+                raise OSError(28, "No space left on device")
+            return real(*args, **kwargs)
+
+        with mock.patch("monai_afloc.apps.runner.save_mask_png", fail_on_second):
+            code, err = _run(argv)
+        self.assertEqual(code, 1)
+        self.assertIn("No space left", err)
+        # cxr0 rewritten completely, cxr1's failed folder removed (never half a folder, no .partial left)
+        self.assertEqual(sorted(os.listdir(out)), ["cxr0", "results.json"])
+        with open(os.path.join(out, "cxr0", "result.json"), encoding="utf-8") as f:
+            self.assertTrue(os.path.isfile(json.load(f)["prompts"][0]["mask"]))
 
     def test_preprocess_minimum_size(self):
         AFLocImagePreprocess()(torch.zeros(MIN_IMAGE_SIZE, 300))

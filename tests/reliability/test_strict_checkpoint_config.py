@@ -68,6 +68,26 @@ class TestStrictFormat1Config(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, f"missing keys \\['{dotted}'\\]"):
             load_afloc_checkpoint(self._without(section, key))
 
+    def test_inference_section_is_accepted_and_optional(self):
+        # issue 13's top-level "inference" section passes the strict check; a folder written before it existed
+        # still loads (its settings are the defaults at the image size the trainer recorded)
+        from monai_afloc.checkpoint import load_inference_settings
+        from monai_afloc.inference_settings import default_inference_settings
+
+        with open(os.path.join(self.saved, CONFIG_FILENAME), encoding="utf-8") as f:
+            self.assertIn("inference", json.load(f))
+        net = load_afloc_checkpoint(self.saved)
+        older = self._without("", "inference")
+        self.assertEqual(load_afloc_checkpoint(older).image_encoder.input_size, 96)
+        self.assertEqual(load_inference_settings(older, net), default_inference_settings(net, None))
+
+    def test_malformed_inference_section_is_refused(self):
+        from monai_afloc.checkpoint import load_inference_settings
+
+        folder = self._without("inference", "threshold")
+        with self.assertRaisesRegex(ValueError, "threshold"):
+            load_inference_settings(folder, load_afloc_checkpoint(folder))
+
     def test_missing_section_is_named(self):
         with self.assertRaisesRegex(ValueError, "image_encoder"):
             load_afloc_checkpoint(self._without("", "image_encoder"))
