@@ -54,6 +54,7 @@ import monai_afloc
 from monai_afloc.networks.nets.afloc import AFLoc
 from monai_afloc.networks.nets.image_encoder import AFLocImageEncoder
 from monai_afloc.networks.nets.text_encoder import AFLocTextEncoder
+from monai_afloc.inference_settings import InferenceSettings, default_inference_settings
 
 omegaconf, _has_omegaconf = optional_import("omegaconf")
 safetensors_torch, _has_safetensors = optional_import("safetensors.torch")
@@ -69,6 +70,8 @@ __all__ = [
     "safe_torch_load",
     "convert_release_state_dict",
     "load_afloc_checkpoint",
+    "load_inference_settings",
+    "load_afloc_for_inference",
     "save_afloc_checkpoint",
 ]
 
@@ -447,6 +450,39 @@ def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) ->
         raise ValueError(f"{name} must be {'None or ' if allow_none else ''}an int >= {minimum}, got {value!r}.")
 
 
+#: the keys every format-1 ``afloc_config.json`` holds (all written by :func:`save_afloc_checkpoint`), per section.
+#: Two later additions are optional (older folders lack them): ``image_encoder.stem_pool`` (default True) and the
+#: top-level ``inference`` section, which :func:`load_inference_settings` reads strictly when present.
+_FORMAT1_KEYS: dict[str, tuple[str, ...]] = {
+    "": ("format", "format_version", "monai_afloc_version", "torch_version", "image_encoder", "text_encoder",
+         "weights", "extra"),
+    "image_encoder": ("backbone", "embed_dim", "in_channels", "input_size"),
+    "text_encoder": ("model_subfolder", "source", "last_n_layers", "aggregation", "projection_dim", "max_length",
+                     "center", "center_momentum"),
+    "weights": ("file", "sha256"),
+}
+
+
+def _check_format1_config(config: Mapping[str, Any], where: str) -> None:
+    """
+    Require every key of a format-1 config: a missing one would otherwise fall back to a default that silently
+    changes the network (e.g. ``image_encoder.input_size`` -> 299). Raises one ``ValueError`` naming all of them.
+    """
+    missing, wrong = [], []
+    for section, keys in _FORMAT1_KEYS.items():
+        node = config if not section else config.get(section)
+        if not isinstance(node, Mapping):
+            wrong.append(f"{section} (a JSON object expected, got {type(node).__name__})")
+            continue
+        missing += [f"{section}.{k}" if section else k for k in keys if k not in node]
+    if missing or wrong:
+        parts = ([f"missing keys {missing}"] if missing else []) + ([f"malformed {wrong}"] if wrong else [])
+        raise ValueError(
+            f"{CONFIG_FILENAME} in {where!r} is not a complete format-1 config: {'; '.join(parts)}. Every key is "
+            "required (a default could silently change the network); re-save the model with save_afloc_checkpoint."
+        )
+
+
 def _load_own(directory: str, text_model_name_or_path: str | None, map_location: Any, local_files_only: bool) -> AFLoc:
     if not _has_safetensors:
         raise ImportError("reading monai_afloc checkpoints needs the 'safetensors' package.")
@@ -460,38 +496,37 @@ def _load_own(directory: str, text_model_name_or_path: str | None, map_location:
             f"{directory!r} has checkpoint format_version {version!r}; this monai_afloc "
             f"({monai_afloc.__version__}) reads versions 1..{CHECKPOINT_FORMAT_VERSION}."
         )
-    img_cfg, txt_cfg, weights = config.get("image_encoder"), config.get("text_encoder"), config.get("weights")
-    if not all(isinstance(c, dict) for c in (img_cfg, txt_cfg, weights)):
-        raise ValueError(f"{CONFIG_FILENAME} in {directory!r} lacks image_encoder/text_encoder/weights sections.")
-    weights_path = os.path.join(directory, str(weights.get("file", WEIGHTS_FILENAME)))
+    _check_format1_config(config, directory)
+    img_cfg, txt_cfg, weights = config["image_encoder"], config["text_encoder"], config["weights"]
+    weights_path = os.path.join(directory, str(weights["file"]))
     if os.path.dirname(os.path.abspath(weights_path)) != os.path.abspath(directory):
         raise ValueError(f"weights file must lie in the checkpoint directory, got {weights.get('file')!r}.")
     if not os.path.isfile(weights_path):
         raise FileNotFoundError(f"weights file not found: {weights_path!r}.")
-    digest = weights.get("sha256")
+    digest = weights["sha256"]
     if digest is not None and _sha256(weights_path) != digest:
         raise ValueError(f"{weights_path!r} does not match the sha256 recorded in {CONFIG_FILENAME} ({digest}).")
-    text_dir = text_model_name_or_path or os.path.join(
-        directory, str(txt_cfg.get("model_subfolder", TEXT_MODEL_SUBFOLDER))
-    )
+    text_dir = text_model_name_or_path or os.path.join(directory, str(txt_cfg["model_subfolder"]))
     text = AFLocTextEncoder(
         text_dir,
-        last_n_layers=txt_cfg.get("last_n_layers", 4),
-        aggregation=txt_cfg.get("aggregation", "sum"),
-        projection_dim=txt_cfg.get("projection_dim"),
-        projection_bias=bool(txt_cfg.get("projection_bias", True)),  # written since the option exists
-        max_length=txt_cfg.get("max_length", 97),
-        center=bool(txt_cfg.get("center", False)),
-        center_momentum=txt_cfg.get("center_momentum", 0.05),
+        last_n_layers=txt_cfg["last_n_layers"],
+        aggregation=txt_cfg["aggregation"],
+        projection_dim=txt_cfg["projection_dim"],
+        # optional, like image_encoder.stem_pool: written since the option exists; older folders had a bias
+        projection_bias=bool(txt_cfg.get("projection_bias", True)),
+        max_length=txt_cfg["max_length"],
+        center=txt_cfg["center"],
+        center_momentum=txt_cfg["center_momentum"],
         pretrained=False,
         local_files_only=True if text_model_name_or_path is None else local_files_only,
     )
     image = AFLocImageEncoder(
-        img_cfg.get("backbone", "resnet50"),
-        embed_dim=img_cfg.get("embed_dim", text.embed_dim),
-        in_channels=img_cfg.get("in_channels", 3),
-        input_size=img_cfg.get("input_size", 299),
-        stem_pool=bool(img_cfg.get("stem_pool", True)),  # added later in format 1; absent means the reference stem
+        img_cfg["backbone"],
+        embed_dim=img_cfg["embed_dim"],
+        in_channels=img_cfg["in_channels"],
+        input_size=img_cfg["input_size"],
+        # the one optional key: written since the option exists; older folders all had the reference stem
+        stem_pool=bool(img_cfg.get("stem_pool", True)),
     )
     net = AFLoc(image, text)
     state = safetensors_torch.load_file(weights_path, device="cpu")
@@ -570,15 +605,81 @@ def load_afloc_checkpoint(
     return _load_release(path, text_path, map_location, local_files_only)
 
 
+def load_inference_settings(path: str | os.PathLike, network: AFLoc) -> InferenceSettings:
+    """
+    The inference settings of a checkpoint (see :class:`~monai_afloc.inference_settings.InferenceSettings`).
+
+    - monai_afloc folders: the ``inference`` section :func:`save_afloc_checkpoint` wrote (every field required); a
+      folder written before that section existed gets :func:`~monai_afloc.inference_settings.default_inference_settings`
+      at the ``image_size`` its trainer recorded in ``extra`` (224 when none).
+    - release ``.ckpt`` files: the release's inference settings: a 224 px frame (the release's ``inference.py``),
+      σ = 1.5 cells on its 19×19 grid, threshold 0.5, ``max_length`` = ``data.text.word_num``.
+
+    Args:
+        path: what :func:`load_afloc_checkpoint` was given.
+        network: the network it returned (its backbone's strides give the sentence grid).
+
+    Raises:
+        ValueError: an ``inference`` section with missing, unknown or invalid keys.
+    """
+    path = os.fspath(path)
+    if os.path.basename(path) == CONFIG_FILENAME and os.path.isfile(path):
+        path = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(path):
+        return default_inference_settings(network, None)
+    with open(os.path.join(path, CONFIG_FILENAME), encoding="utf-8") as f:
+        config = json.load(f)
+    saved = config.get("inference")
+    if saved is not None:
+        return InferenceSettings.from_dict(saved, what=f"the 'inference' section of {CONFIG_FILENAME} in {path!r}")
+    extra = config.get("extra") if isinstance(config.get("extra"), Mapping) else {}
+    size = extra.get("image_size")
+    return default_inference_settings(network, size if isinstance(size, int) and size >= 32 else None)
+
+
+def load_afloc_for_inference(
+    path: str | os.PathLike,
+    device: str | torch.device | None = None,
+    text_model_name_or_path: str | None = None,
+    local_files_only: bool = True,
+    **overrides: Any,
+) -> tuple[AFLoc, InferenceSettings]:
+    """
+    The network of a checkpoint, in ``eval()`` mode on ``device`` (``None``: CPU), and its inference settings
+    (:func:`load_inference_settings`) with ``overrides`` applied (``None`` values keep the saved ones; a new
+    ``image_size`` alone rescales σ to the new grid). The one loader behind ``TextPromptLocalizer.from_checkpoint``
+    and ``ZeroShotClassifier.from_checkpoint``.
+
+    Raises:
+        TypeError: an override that is not an inference setting (the message lists the known ones).
+    """
+    settings_names = InferenceSettings.field_names()
+    unknown = sorted(k for k in overrides if k not in settings_names)
+    if unknown:
+        raise TypeError(f"unknown inference setting(s) {unknown}; known: {list(settings_names)}.")
+    try:
+        target = torch.device("cpu" if device is None else device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda', got {device!r}.") from None
+    net = load_afloc_checkpoint(path, text_model_name_or_path=text_model_name_or_path, map_location="cpu",
+                                local_files_only=local_files_only)
+    settings = load_inference_settings(path, net).replace(net, **overrides)
+    return net.to(target).eval(), settings
+
+
 def save_afloc_checkpoint(
-    net: AFLoc, directory: str | os.PathLike, extra: Mapping[str, Any] | None = None, overwrite: bool = False
+    net: AFLoc,
+    directory: str | os.PathLike,
+    extra: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    inference: InferenceSettings | Mapping[str, Any] | None = None,
 ) -> str:
     """
     Save ``net`` as a self-contained, pickle-free directory that :func:`load_afloc_checkpoint` reads offline::
 
         directory/
             afloc_config.json      format name and version, monai_afloc/torch versions, encoder constructor
-                                   arguments, weights file name and sha256, ``extra``
+                                   arguments, weights file name and sha256, inference settings, ``extra``
             model.safetensors      every parameter and persistent buffer of ``net``
             text_model/            the text model's config.json and tokenizer files (no weights)
 
@@ -588,6 +689,10 @@ def save_afloc_checkpoint(
         directory: destination folder (created).
         extra: optional JSON-serialisable metadata stored under ``"extra"`` (e.g. training settings, metrics).
         overwrite: allow writing into a non-empty directory.
+        inference: the settings every entry point builds its localizer with (``TextPromptLocalizer.from_checkpoint``);
+            a mapping is read as :class:`~monai_afloc.inference_settings.InferenceSettings` fields (missing ones take
+            the defaults below). ``None``: :func:`~monai_afloc.inference_settings.default_inference_settings` at the
+            training frame ``extra["image_size"]`` when given (224 otherwise): σ scaled to the network's grid.
 
     Returns:
         the directory path.
@@ -619,6 +724,14 @@ def save_afloc_checkpoint(
         extra_json = None if extra is None else json.loads(json.dumps(dict(extra)))
     except (TypeError, ValueError) as e:
         raise TypeError(f"extra must be JSON-serialisable: {e}") from e
+    if isinstance(inference, InferenceSettings):
+        settings = inference
+    elif inference is None or isinstance(inference, Mapping):
+        size = (extra or {}).get("image_size")
+        settings = default_inference_settings(net, size if isinstance(size, int) and size >= 32 else None)
+        settings = settings.replace(net, **dict(inference or {}))
+    else:
+        raise TypeError(f"inference must be None, an InferenceSettings or a mapping, got {type(inference).__name__}.")
     directory = os.fspath(directory)
     if os.path.isfile(directory):
         raise ValueError(f"directory must be a folder, got the file {directory!r}.")
@@ -661,6 +774,7 @@ def save_afloc_checkpoint(
             "center_momentum": text.center_momentum,
         },
         "weights": {"file": WEIGHTS_FILENAME, "sha256": _sha256(weights_path)},
+        "inference": settings.to_dict(),
         "extra": extra_json,
     }
     with open(os.path.join(directory, CONFIG_FILENAME), "w", encoding="utf-8") as f:

@@ -22,10 +22,11 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["main", "build_parser", "parse_overrides"]
+__all__ = ["main", "build_parser", "parse_overrides", "check_out_dir"]
 
 logger = logging.getLogger("monai_afloc")
 
@@ -36,6 +37,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-model", default=None, help="override the checkpoint's text model (local folder or hub id)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="override the checkpoint's frame size (default: the size it was saved for)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -45,9 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     loc = sub.add_parser("localize", help="heatmaps, masks and boxes for free-text prompts")
     _add_model_args(loc)
     loc.add_argument("--prompt", action="append", required=True, help="a free-text prompt (repeatable)")
-    loc.add_argument("--threshold", type=float, default=0.5, help="mask/box threshold on the [-1, 1] heatmap")
-    loc.add_argument("--sigma", type=float, default=1.5, help="Gaussian smoothing in grid cells")
+    loc.add_argument("--threshold", type=float, default=None,
+                     help="mask/box threshold on the [-1, 1] heatmap (default: the checkpoint's)")
+    loc.add_argument("--sigma", type=float, default=None,
+                     help="Gaussian smoothing in sentence-grid cells (default: the checkpoint's)")
     loc.add_argument("--no-overlay", action="store_true", help="skip the overlay PNGs")
+    loc.add_argument("--max-output-size", type=int, default=2048,
+                     help="longest side of the heatmaps, masks and overlays written (larger images get reduced "
+                     "outputs; boxes stay in original pixels)")
+    loc.add_argument("--full-size", action="store_true", help="write outputs at the image's full size")
     cls = sub.add_parser("classify", help="zero-shot probabilities per finding")
     _add_model_args(cls)
     cls.add_argument("--findings", nargs="+", default=None, help="finding names (default: CheXpert's 14 and more)")
@@ -94,12 +103,21 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def _safe_name(path: str) -> str:
-    base = os.path.basename(path)
-    for ext in (".nii.gz", ".dcm", ".png", ".jpg", ".jpeg", ".nii", ".dicom"):
-        if base.lower().endswith(ext):
-            return base[: -len(ext)]
-    return os.path.splitext(base)[0] or base
+def check_out_dir(path: str) -> str | None:
+    """
+    Make sure ``--out`` is a folder this process can write, before any work: create it if needed, then create and
+    remove a probe file in it. Returns ``None`` when it is usable, else a one-line reason.
+    """
+    if os.path.exists(path) and not os.path.isdir(path):
+        return f"--out {path!r} exists and is not a folder."
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=path)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        return f"--out {path!r} cannot be written: {e.strerror or e}."
+    return None
 
 
 def _progress(items: Sequence[str], quiet: bool):
@@ -110,37 +128,17 @@ def _progress(items: Sequence[str], quiet: bool):
     return tqdm(items, desc="images", unit="img", file=sys.stderr)
 
 
-def _load_network(args: argparse.Namespace):
-    import torch
+def _build(args: argparse.Namespace):
+    """The localizer or classifier of ``args.checkpoint`` (its saved settings; the command line's explicit ones win)."""
+    from monai_afloc.inferers import TextPromptLocalizer, ZeroShotClassifier
 
-    from monai_afloc.checkpoint import load_afloc_checkpoint
-
-    net = load_afloc_checkpoint(args.checkpoint, text_model_name_or_path=args.text_model, map_location="cpu")
-    return net.to(torch.device(args.device)).eval()
-
-
-def _localize_one(loc, path: str, name: str, args: argparse.Namespace) -> dict:
-    from monai_afloc.apps.outputs import save_heatmaps_nifti, save_mask_png, save_overlay, save_result_json
-    from monai_afloc.transforms.image.array import LoadGrayscaleImage
-
-    out = loc(path, args.prompt, return_masks=True, return_boxes=True, threshold=args.threshold)
-    folder = os.path.join(args.out, name)
-    os.makedirs(folder, exist_ok=True)
-    heatmaps, masks = out["heatmaps"][0], out["masks"][0]
-    save_heatmaps_nifti(os.path.join(folder, "heatmaps.nii.gz"), heatmaps)
-    image = None if args.no_overlay else LoadGrayscaleImage()(path)
-    files = []
-    for k, prompt in enumerate(args.prompt):
-        entry = {"prompt": prompt, "score": float(out["scores"][0, k]), "boxes": out["boxes"][0][k]}
-        entry["mask"] = save_mask_png(os.path.join(folder, f"mask_{k:02d}.png"), masks[k])
-        if image is not None:
-            entry["overlay"] = save_overlay(
-                os.path.join(folder, f"overlay_{k:02d}.png"), image, heatmaps[k], title=prompt, boxes=entry["boxes"]
-            )
-        files.append(entry)
-    result = {"image": path, "size": list(heatmaps.shape[-2:]), "threshold": out["threshold"], "prompts": files}
-    save_result_json(os.path.join(folder, "result.json"), result)
-    return result
+    common = {"device": args.device, "text_model_name_or_path": args.text_model, "image_size": args.image_size}
+    if args.command == "localize":
+        return TextPromptLocalizer.from_checkpoint(
+            args.checkpoint, sigma=args.sigma, threshold=args.threshold,
+            max_output_size=None if args.full_size else args.max_output_size, **common,
+        )
+    return ZeroShotClassifier.from_checkpoint(args.checkpoint, findings=args.findings, mode=args.mode, **common)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -175,51 +173,49 @@ def _demo(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         return _demo(args)
+    problem = check_out_dir(args.out)  # before the model loads: a bad --out costs nothing
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
-        net = _load_network(args)
-    except Exception as e:  # a checkpoint of the wrong kind, missing, unsafe: nothing to do
+        inferer = _build(args)
+    except Exception as e:  # a checkpoint of the wrong kind, missing, unsafe, or a bad setting: nothing to do
         print(f"error: checkpoint {args.checkpoint}: {e}", file=sys.stderr)
         return 2
-    os.makedirs(args.out, exist_ok=True)
     failures = 0
     if args.command == "localize":
-        from monai_afloc.inferers.localizer import TextPromptLocalizer
+        from monai_afloc.apps.runner import PromptLocalizationRunner
 
         try:
-            loc = TextPromptLocalizer(net, sigma=args.sigma, threshold=args.threshold)
-            loc.prompt_encoder(args.prompt)  # validates the prompts once, before any image
+            inferer.prompt_encoder(args.prompt)  # validates the prompts once, before any image
         except (TypeError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        used: set[str] = set()
-        for path in _progress(args.images, args.quiet):
-            name = _safe_name(path)  # one output folder per image; a repeated stem gets a suffix
-            stem, n = name, 1
-            while name in used:
-                name, n = f"{stem}_{n}", n + 1
-            used.add(name)
-            try:
-                _localize_one(loc, path, name, args)
-            except Exception as e:  # one line per bad image, the others go on
-                failures += 1
-                print(f"error: {path}: {type(e).__name__}: {e}", file=sys.stderr)
+
+        def report(path: str, message: str) -> None:  # one line per bad image, the others go on
+            print(f"error: {path}: {message}", file=sys.stderr)
+
+        summary = PromptLocalizationRunner(
+            inferer, args.images, args.prompt, args.out, save_overlays=not args.no_overlay, on_error=report,
+            progress=lambda paths: _progress(paths, args.quiet),
+        ).run()
+        failures = len(summary["failures"])
     else:
         from monai_afloc.apps.outputs import save_result_json
-        from monai_afloc.inferers.zero_shot import ZeroShotClassifier
 
-        try:
-            clf = ZeroShotClassifier(net, findings=args.findings, mode=args.mode)
-        except (TypeError, ValueError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
         rows = {}
-        for path in _progress(args.images, args.quiet):
-            try:
-                res = clf(path)
-                rows[path] = dict(zip(res["findings"], res["scores"][0].tolist()))
-            except Exception as e:
-                failures += 1
-                print(f"error: {path}: {type(e).__name__}: {e}", file=sys.stderr)
+        # each result is appended (and flushed) to classification.jsonl as it comes, so a crash keeps those done
+        with open(os.path.join(args.out, "classification.jsonl"), "w", encoding="utf-8") as stream:
+            for path in _progress(args.images, args.quiet):
+                try:
+                    res = inferer(path)
+                    rows[path] = dict(zip(res["findings"], res["scores"][0].tolist()))
+                except Exception as e:
+                    failures += 1
+                    print(f"error: {path}: {type(e).__name__}: {e}", file=sys.stderr)
+                    continue
+                stream.write(json.dumps({"image": path, "mode": args.mode, "scores": rows[path]}) + "\n")
+                stream.flush()
         save_result_json(os.path.join(args.out, "classification.json"), {"mode": args.mode, "results": rows})
     return 1 if failures else 0
 

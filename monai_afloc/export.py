@@ -40,6 +40,7 @@ from monai_afloc.inferers.similarity import rescale_to_unit_range, similarity_ma
 from monai_afloc.networks.nets.afloc import AFLoc
 from monai_afloc.networks.nets.image_encoder import AFLocImageEncoder
 from monai_afloc.utils.enums import AFLocKeys
+from monai_afloc.utils.validation import check_int, check_number
 
 onnx, _has_onnx = optional_import("onnx")
 
@@ -69,9 +70,7 @@ def _image_encoder_of(net: Any) -> AFLocImageEncoder:
 
 
 def _check_size(name: str, value: Any, minimum: int = 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
-    return value
+    return check_int(name, value, minimum=minimum)
 
 
 class AFLocImageEncoderTuple(nn.Module):
@@ -105,7 +104,7 @@ class AFLocImageEncoderTuple(nn.Module):
 
 class AFLocHeatmapHead(nn.Module):
     """
-    AFLoc localization as one module taking precomputed prompt embeddings: the localizer's maths (DESIGN.md §5) on
+    AFLoc localization as one module taking precomputed prompt embeddings: the localizer's maths (docs/design.md §5) on
     the frame the encoder sees.
 
     ``heatmaps = rescale_to_unit_range(upsample_maps(similarity_map(regions, prompt_embeddings, sigma), output_size))``
@@ -143,9 +142,7 @@ class AFLocHeatmapHead(nn.Module):
     ) -> None:
         super().__init__()
         self.image_encoder = _image_encoder_of(image_encoder)
-        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma >= 0:
-            raise ValueError(f"sigma must be a number >= 0, got {sigma!r}.")
-        self.sigma = float(sigma)
+        self.sigma = check_number("sigma", sigma, minimum=0)
         self.output_size = _check_size("output_size", output_size)
         self.region_key = look_up_option(
             str(region_key), (AFLocKeys.IMAGE_SENTENCES.value, AFLocKeys.IMAGE_WORDS.value)

@@ -20,7 +20,40 @@ import torch
 
 from monai_afloc.utils.dicom import save_dicom
 
-__all__ = ["TINY_VOCAB", "make_tiny_tokenizer", "make_tiny_bert", "SkipIfNoModule", "write_dx_dicom", "BrightnessAFLoc"]
+__all__ = [
+    "TINY_VOCAB",
+    "make_tiny_tokenizer",
+    "make_tiny_bert",
+    "SkipIfNoModule",
+    "write_dx_dicom",
+    "BrightnessAFLoc",
+    "load_benchmark",
+    "torchxrayvision_data_dir",
+    "SIZED_IMAGE_SIZE",
+    "SIZED_GRID",
+    "write_sized_checkpoint",
+    "read_heatmaps_nifti",
+]
+
+_BENCHMARKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks")
+
+
+def load_benchmark(name: str):
+    """The module of the script ``benchmarks/<name>.py`` (the benchmarks folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", os.path.join(_BENCHMARKS, name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def torchxrayvision_data_dir() -> str | None:
+    """The ``data`` folder of an installed ``torchxrayvision`` wheel (real reports and tables), found without
+    importing the package (that would import torchvision); None when it is not installed."""
+    spec = importlib.util.find_spec("torchxrayvision")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = os.path.join(list(spec.submodule_search_locations)[0], "data")
+    return folder if os.path.isdir(folder) else None
 
 _SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 _PUNCT = [".", ",", ":", ";", "-", "/", "(", ")"]
@@ -158,3 +191,40 @@ def BrightnessAFLoc(grid: int = 19):
     from monai_afloc.networks.nets import AFLoc
 
     return AFLoc(_BrightnessImageEncoder(grid), _ConstantTextEncoder()).eval()
+
+
+#: the frame size of :func:`write_sized_checkpoint` (not the default 224) and the ResNet-10 sentence grid there
+SIZED_IMAGE_SIZE, SIZED_GRID = 96, 6
+
+
+def write_sized_checkpoint(root: str, seed: int = 0) -> tuple[str, str, str]:
+    """
+    A tiny AFLoc (ResNet-10 keeping its input size + tiny BERT) saved as its trainer saves it after training at
+    ``SIZED_IMAGE_SIZE`` px (``extra["image_size"]``, what :class:`AFLocModelSaver` records), plus a non-square PNG
+    and a DX DICOM of the same pixels. Returns ``(checkpoint, png, dicom)``.
+    """
+    import numpy as np
+    from PIL import Image
+
+    from monai_afloc.checkpoint import save_afloc_checkpoint
+    from monai_afloc.networks.nets import AFLoc, AFLocImageEncoder, AFLocTextEncoder
+
+    torch.manual_seed(seed)
+    bert = make_tiny_bert(os.path.join(root, "bert"), hidden_size=32, seed=seed)
+    net = AFLoc(AFLocImageEncoder("resnet10", embed_dim=32, input_size=None), AFLocTextEncoder(bert)).eval()
+    ckpt = save_afloc_checkpoint(net, os.path.join(root, "ckpt"), extra={"image_size": SIZED_IMAGE_SIZE, "epoch": 3})
+    rng = np.random.default_rng(seed)
+    img = (rng.random((120, 80)) * 60 + 30).astype(np.uint8)
+    img[20:50, 45:70] = 240
+    png = os.path.join(root, "cxr.png")
+    Image.fromarray(img).save(png)
+    dcm = write_dx_dicom(os.path.join(root, "cxr.dcm"), img.astype(np.uint16) * 16)
+    return ckpt, png, dcm
+
+
+def read_heatmaps_nifti(path: str):
+    """``[K, H, W]`` float32 numpy heatmaps of a file written by ``save_heatmaps_nifti``."""
+    import nibabel as nib
+    import numpy as np
+
+    return np.transpose(np.asarray(nib.load(path).get_fdata(), dtype=np.float32), (2, 1, 0))

@@ -195,6 +195,15 @@ class TestReleaseCheckpoint(unittest.TestCase):
         self.assertEqual(net.text_encoder.max_length, 97)
         self.assertIsNone(net.text_encoder.projection)
 
+    def test_release_inference_settings(self):
+        from monai_afloc.inference_settings import InferenceSettings
+        from monai_afloc.inferers import TextPromptLocalizer
+
+        loc = TextPromptLocalizer.from_checkpoint(self.path)  # the release's: 224 px, sigma 1.5 on its 19x19 grid
+        self.assertEqual(loc.settings, InferenceSettings(image_size=224, sigma=1.5, threshold=0.5, max_length=97))
+        self.assertEqual(loc.network.image_encoder.feature_grid_sizes(224), ((38, 38), (19, 19)))
+        self.assertEqual(TextPromptLocalizer.from_checkpoint(self.path, image_size=320).sigma, 1.5)  # resized to 299
+
     def test_image_outputs_equal_direct_computation(self):
         x = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(3)) * 2 - 1
         with torch.no_grad():

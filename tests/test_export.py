@@ -150,7 +150,7 @@ class TestExport(unittest.TestCase):
         [
             (lambda enc: AFLocHeatmapHead(torch.nn.Linear(2, 2)), TypeError),
             (lambda enc: AFLocHeatmapHead(enc, sigma=-1.0), ValueError),
-            (lambda enc: AFLocHeatmapHead(enc, sigma=True), ValueError),
+            (lambda enc: AFLocHeatmapHead(enc, sigma=True), TypeError),  # type wrong: TypeError
             (lambda enc: AFLocHeatmapHead(enc, output_size=0), ValueError),
             (lambda enc: AFLocHeatmapHead(enc, region_key="image_report"), ValueError),
             (lambda enc: AFLocHeatmapHead(enc)(_image(1, 64), torch.zeros(D)), ValueError),

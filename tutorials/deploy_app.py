@@ -81,16 +81,19 @@ def main(argv=None) -> dict:
     # 2. a model, exported for the app: TorchScript image encoder + the config's prompts encoded once
     config = load_app_config({"findings": ["Cardiomegaly", "Pleural effusion", "Nodule"],
                               "prompts": [{"label": "Left lower opacity", "prompt": "left lower lobe opacity"}]})
-    if args.checkpoint:
-        from monai_afloc.checkpoint import load_afloc_checkpoint
+    if args.checkpoint:  # the checkpoint's own inference settings travel with the export
+        from monai_afloc.checkpoint import load_afloc_for_inference
 
-        net = load_afloc_checkpoint(args.checkpoint)
+        net, settings = load_afloc_for_inference(args.checkpoint)
     else:
+        from monai_afloc.inference_settings import default_inference_settings
         from monai_afloc.networks.nets import afloc_default
 
         net = afloc_default(args.text_model, backbone="resnet18", input_size=None)
+        settings = default_inference_settings(net)
     model_dir = export_deploy_model(net.eval(), os.path.join(args.out, "model_ts"),
-                                    [prompt for _, prompt in config["finding_prompts"]])
+                                    [prompt for _, prompt in config["finding_prompts"]],
+                                    input_size=settings.image_size, inference=settings)
 
     # 3. the app, in-process (same as: python sample_apps/deploy_afloc -i dicom_in -o app_out -m model_ts -c cfg)
     out = os.path.join(args.out, "app_out")

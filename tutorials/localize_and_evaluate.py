@@ -29,10 +29,9 @@ import os
 from monai_afloc.apps.evaluation import evaluate_localization, format_table, read_synthetic_annotations
 from monai_afloc.apps.outputs import save_overlay
 from monai_afloc.apps.synthetic import SyntheticCXRGenerator, write_annotated_split
-from monai_afloc.checkpoint import load_afloc_checkpoint
+from monai_afloc.inference_settings import default_inference_settings
 from monai_afloc.inferers import TextPromptLocalizer
 from monai_afloc.networks.nets import afloc_default
-from monai_afloc.transforms.image import LoadGrayscaleImage
 
 
 def main(argv=None) -> dict:
@@ -47,24 +46,26 @@ def main(argv=None) -> dict:
     json_path = write_annotated_split(os.path.join(args.out, "data"), args.n_images, SyntheticCXRGenerator(seed=1))
     items = read_synthetic_annotations(json_path)
 
-    # 2. a network
+    # 2. a localizer: a checkpoint brings its own settings (frame size, smoothing, threshold); a fresh network gets
+    #    the defaults for it (sigma scaled to its sentence grid: 14x14 for ResNet-18 at 224)
     if args.checkpoint:
-        net = load_afloc_checkpoint(args.checkpoint)
+        localizer = TextPromptLocalizer.from_checkpoint(args.checkpoint)
     else:
-        net = afloc_default(args.text_model, backbone="resnet18", input_size=None)
-    net.eval()
+        net = afloc_default(args.text_model, backbone="resnet18", input_size=None).eval()
+        localizer = TextPromptLocalizer(net, **default_inference_settings(net).to_dict())
+    net = localizer.network
 
     # 3. localize: one call per image, all prompts at once; results in the image's own geometry
-    localizer = TextPromptLocalizer(net, sigma=1.5 * 14 / 19)  # ResNet-18 at 224 gives a 14x14 sentence grid
     item = items[0]
-    out = localizer(item["image"], [item["prompt"], item["prompt_location_free"]], return_boxes=True)
+    image = localizer.preprocess.loader(item["image"])  # decoded once, for the heatmaps and the overlay
+    out = localizer([image], [item["prompt"], item["prompt_location_free"]], return_boxes=True)
     print("heatmaps", tuple(out["heatmaps"].shape), "best box", out["boxes"][0][0][:1])
-    overlay = save_overlay(os.path.join(args.out, "overlay.png"), LoadGrayscaleImage()(item["image"]),
+    overlay = save_overlay(os.path.join(args.out, "overlay.png"), image,
                            out["heatmaps"][0, 0], title=item["prompt"], boxes=out["boxes"][0][0][:3],
                            truth_boxes=item["boxes"])
 
     # 4. the MS-CXR protocol, beside the image-shuffled control
-    metrics = evaluate_localization(net, items, sigma=1.5 * 14 / 19, n_bootstrap=50)
+    metrics = evaluate_localization(net, items, sigma=localizer.sigma, frame_size=localizer.image_size, n_bootstrap=50)
     print(format_table(metrics))
     return {"overlay": overlay, "metrics": metrics}
 

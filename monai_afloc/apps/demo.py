@@ -40,7 +40,7 @@ DEMO_SETTINGS: dict[str, Any] = {
     "freeze_text_encoder": True,
     "projection_dim": 256,
     "center_text_features": True,  # frozen MiniLM report vectors are near-parallel (mean cosine 0.87): centre them
-    "negation_mode": "drop",  # "no pneumothorax" mean-pools close to "pneumothorax": keep affirmed findings only
+    "negation_mode": "drop_mentions",  # remove negated (and uncertain) findings, keep the affirmed rest of a sentence
     "sentence_sample_prob": 0.0,  # a random sentence subset often drops the one finding of a synthetic report
     "batch_size": 32,
     "learning_rate": 1e-3,
@@ -111,18 +111,16 @@ def _labels(items: list[dict], findings: list[str]) -> tuple[list[str], np.ndarr
     return images, np.array([[int((p, f) in present) for f in findings] for p in images])
 
 
-def _overlays(net: Any, items: list[dict], out_dir: str, sigma: float, n: int = 4) -> list[str]:
+def _overlays(loc: Any, items: list[dict], out_dir: str, n: int = 4) -> list[str]:
     from monai_afloc.apps.outputs import save_overlay
-    from monai_afloc.inferers.localizer import TextPromptLocalizer
-    from monai_afloc.transforms.image.array import LoadGrayscaleImage
 
-    loc = TextPromptLocalizer(net, sigma=sigma)
     paths = []
     for i, it in enumerate(items[:n]):
-        out = loc(it["image"], [it["prompt_location_free"]], return_boxes=True)
+        image = loc.preprocess.loader(it["image"])  # decoded once: the heatmap and the overlay
+        out = loc([image], [it["prompt_location_free"]], return_boxes=True)
         path = os.path.join(out_dir, f"overlay_{i:02d}.png")
         title = f"{it['prompt_location_free']}  (truth: {it['prompt']})"
-        save_overlay(path, LoadGrayscaleImage()(it["image"]), out["heatmaps"][0, 0], title=title,
+        save_overlay(path, image, out["heatmaps"][0, 0], title=title,
                      boxes=out["boxes"][0][0][:3], truth_boxes=it["boxes"])
         paths.append(path)
     return paths
@@ -167,7 +165,7 @@ def run_demo(
     )
     from monai_afloc.apps.outputs import to_jsonable
     from monai_afloc.apps.synthetic import SyntheticCXRGenerator, make_synthetic_dataset
-    from monai_afloc.checkpoint import load_afloc_checkpoint
+    from monai_afloc.inferers.localizer import TextPromptLocalizer
 
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}.")
@@ -222,13 +220,12 @@ def run_demo(
     phrases = {it["category"]: it["prompt_location_free"] for it in items}
     table_rows = {}
     for name, model_dir in models.items():
-        net = load_afloc_checkpoint(model_dir).eval()
-        grid = net.image_encoder.feature_grid_sizes(settings["image_size"])[1][0]
-        sigma = 1.5 * grid / 19.0  # the reference's 1.5 cells are for a 19x19 grid
+        # the checkpoint's own inference settings (frame size, grid-scaled sigma), as every entry point uses them
+        loc = TextPromptLocalizer.from_checkpoint(model_dir)
+        net, sigma, frame = loc.network, loc.sigma, loc.image_size
         res = evaluate_localization(net, items, priors=priors if name == "afloc" else None,
-                                    shuffled=name == "afloc", sigma=sigma, frame_size=settings["image_size"])
-        det = detection_auroc(net, images, labels, findings, phrases=phrases, sigma=sigma,
-                              frame_size=settings["image_size"])
+                                    shuffled=name == "afloc", sigma=sigma, frame_size=frame)
+        det = detection_auroc(net, images, labels, findings, phrases=phrases, sigma=sigma, frame_size=frame)
         res["afloc"]["detection"] = det
         metrics[name] = res.pop("afloc")
         metrics.update(res)
@@ -236,7 +233,7 @@ def run_demo(
         if name == "afloc":
             overlay_dir = os.path.join(out_dir, "overlays")
             os.makedirs(overlay_dir, exist_ok=True)
-            metrics["overlays"] = _overlays(net, items, overlay_dir, sigma)
+            metrics["overlays"] = _overlays(loc, items, overlay_dir)
             final = os.path.join(out_dir, "models", "afloc")
             if os.path.isdir(final):
                 shutil.rmtree(final)

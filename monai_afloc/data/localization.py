@@ -38,6 +38,7 @@ from monai_afloc.data.utils import (
     check_bool,
     check_dir,
     check_str,
+    clip_box_to_image,
     default_prompt,
     index_files,
     open_csv,
@@ -101,7 +102,8 @@ def ms_cxr_datalist(
 
     Returns:
         list of ``{"image", "prompt", "category", "boxes": [[x, y, w, h], ...], "width", "height"}`` (boxes in
-        original image pixels).
+        original image pixels; a box partly outside the image is clipped to it, with a warning naming it, and a box
+        entirely outside is a ``ValueError``).
 
     Example::
 
@@ -152,12 +154,19 @@ def ms_cxr_datalist(
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
                     raise ValueError(f"MS-CXR json: image {image_id!r} has no valid '{k}' (got {v!r}).")
                 size[k] = int(v)
+            boxes = []
+            for box in group["boxes"]:
+                where = f"MS-CXR image {image_id!r} phrase {group['prompt']!r}"
+                box, clipped = clip_box_to_image(box, size["width"], size["height"], where)
+                if clipped:
+                    skips.count("boxes partly outside the image (clipped to it)", example=where)
+                boxes.append(box)
             data.append(
                 {
                     "image": path,
                     "prompt": group["prompt"],
                     "category": group["category"],
-                    "boxes": group["boxes"],
+                    "boxes": boxes,
                     "width": size["width"],
                     "height": size["height"],
                 }

@@ -15,6 +15,7 @@ MIMIC-CXR-JPG images with MIMIC-CXR free-text reports (AFLoc's pre-training data
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -22,6 +23,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from monai_afloc.data.utils import MissingFiles, check_bool, check_str, open_csv
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CHEXPERT_FINDINGS",
@@ -100,6 +103,23 @@ def _clean(text: str) -> str:
     return " ".join(text.split())
 
 
+def _header_sections(text: str) -> list[tuple[str, str]]:
+    """``(lowercase header name, cleaned body)`` of every section of ``text``, in order."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}.")
+    headers = []
+    for m in _HEADER.finditer(text):
+        name = " ".join(m.group(1).split())
+        low = name.lower()
+        if low in _KNOWN_HEADERS or (name.upper() == name and any(c.isalpha() for c in name)):
+            headers.append((m.start(), m.end(), low))
+    out = []
+    for i, (_, end, low) in enumerate(headers):
+        stop = headers[i + 1][0] if i + 1 < len(headers) else len(text)
+        out.append((low, _clean(text[end:stop])))
+    return out
+
+
 def parse_report_sections(text: str) -> dict[str, str]:
     """
     Split a MIMIC-CXR free-text report into its FINDINGS and IMPRESSION sections.
@@ -120,21 +140,10 @@ def parse_report_sections(text: str) -> dict[str, str]:
         >>> parse_report_sections("INDICATION: cough.\\n\\nFINDINGS: Lungs are clear.\\n\\nIMPRESSION: Normal.")
         {'findings': 'Lungs are clear.', 'impression': 'Normal.', 'last_paragraph': 'IMPRESSION: Normal.'}
     """
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}.")
-    headers = []
-    for m in _HEADER.finditer(text):
-        name = " ".join(m.group(1).split())
-        low = name.lower()
-        if low in _KNOWN_HEADERS or (name.upper() == name and any(c.isalpha() for c in name)):
-            headers.append((m.start(), m.end(), _SECTION_ALIASES.get(low)))
     sections = {"findings": [], "impression": []}
-    for i, (_, end, kind) in enumerate(headers):
-        if kind is None:
-            continue
-        stop = headers[i + 1][0] if i + 1 < len(headers) else len(text)
-        body = _clean(text[end:stop])
-        if body:
+    for low, body in _header_sections(text):
+        kind = _SECTION_ALIASES.get(low)
+        if kind is not None and body:
             sections[kind].append(body)
     paragraphs = [_clean(p) for p in re.split(r"\n[ \t]*\n", text)]
     paragraphs = [p for p in paragraphs if p]
@@ -145,24 +154,50 @@ def parse_report_sections(text: str) -> dict[str, str]:
     }
 
 
-def select_report_text(text: str, section: str = "findings+impression") -> str:
+def _check_fallback(fallback: Any) -> str | None:
+    if fallback is None:
+        return None
+    if not isinstance(fallback, str) or not fallback.strip():
+        raise ValueError(
+            "fallback must be None (drop reports without FINDINGS and IMPRESSION), 'last_paragraph' or a section "
+            f"header name such as 'indication', got {fallback!r}."
+        )
+    low = " ".join(fallback.split()).lower()
+    if low in _SECTION_ALIASES:
+        raise ValueError(f"fallback must be a section other than FINDINGS/IMPRESSION, got {fallback!r}.")
+    return low
+
+
+def select_report_text(text: str, section: str = "findings+impression", fallback: str | None = None) -> str:
     """
     The report text used for training: the requested section(s), with fallbacks.
 
     - ``"findings+impression"``: findings and impression joined by a space; either alone when the other is absent.
     - ``"findings"``: findings; without a FINDINGS header, the impression.
     - ``"impression"``: impression; without an IMPRESSION header, the findings.
-    - With neither header, every mode falls back to the last paragraph of the report.
+    - With neither section, ``""`` by default: such a report (e.g. only "INDICATION: ___ year old woman with
+      cough") would pair the image with text that does not describe it. ``fallback`` chooses a text instead:
+      ``"last_paragraph"`` (the last block of text after a blank line; MIT-LCP's choice for reports without headers,
+      and the behaviour up to version 0.1.0), or a header name (``"indication"``, ``"history"``,
+      ``"wet read"``, ...; case-insensitive) whose section is used.
 
     Returns ``""`` when the report has no usable text.
+
+    Raises:
+        TypeError: ``text`` is not a str.
+        ValueError: an unknown ``section`` or a bad ``fallback``.
 
     Example::
 
         >>> select_report_text("IMPRESSION: No acute process.", "findings")
         'No acute process.'
+        >>> select_report_text("INDICATION: cough.", "findings"), select_report_text("INDICATION: cough.",
+        ...     fallback="indication")
+        ('', 'cough.')
     """
     if section not in REPORT_SECTIONS:
         raise ValueError(f"section must be one of {REPORT_SECTIONS}, got {section!r}.")
+    fallback = _check_fallback(fallback)
     parts = parse_report_sections(text)
     findings, impression = parts["findings"], parts["impression"]
     if section == "findings+impression":
@@ -171,7 +206,11 @@ def select_report_text(text: str, section: str = "findings+impression") -> str:
         out = findings or impression
     else:
         out = impression or findings
-    return out or parts["last_paragraph"]
+    if out or fallback is None:
+        return out
+    if fallback == "last_paragraph":
+        return parts["last_paragraph"]
+    return " ".join(body for low, body in _header_sections(text) if low == fallback and body)
 
 
 def chexpert_label_values(
@@ -225,6 +264,7 @@ def mimic_cxr_datalist(
     uncertain: str = "zeros",
     blank: float = 0.0,
     strict: bool = False,
+    fallback: str | None = None,
 ) -> list[dict[str, Any]]:
     """
     Image-report pairs of MIMIC-CXR-JPG v2 with the MIMIC-CXR free-text reports, as MONAI data dicts.
@@ -239,7 +279,8 @@ def mimic_cxr_datalist(
       ``mimic-cxr-reports.zip``, unzipped).
 
     The report text is chosen by :func:`select_report_text` (FINDINGS and/or IMPRESSION; without a FINDINGS header
-    the IMPRESSION; with neither header the last paragraph). Items follow the metadata table's order, one per image.
+    the IMPRESSION). A study whose report has neither section is dropped (its count is logged), unless ``fallback``
+    names the text to use instead. Items follow the metadata table's order, one per image.
 
     Args:
         root: MIMIC-CXR-JPG root (holds the tables and ``files/``).
@@ -251,6 +292,9 @@ def mimic_cxr_datalist(
         uncertain: what an uncertain (-1.0) label becomes: ``"zeros"``, ``"ones"`` or ``"ignore"`` (stays -1.0).
         blank: value of a blank label cell (finding not mentioned).
         strict: raise ``FileNotFoundError`` on a missing image or report instead of skipping it.
+        fallback: the text of a report without FINDINGS and IMPRESSION: None (default: drop the study),
+            ``"last_paragraph"`` (the behaviour up to version 0.1.0) or a section header name such as
+            ``"indication"`` (see :func:`select_report_text`).
 
     Returns:
         list of ``{"image": path, "report": str, "subject_id": str, "study_id": str, "dicom_id": str,
@@ -277,6 +321,7 @@ def mimic_cxr_datalist(
         views = {v.strip().upper() for v in views}
     if section not in REPORT_SECTIONS:
         raise ValueError(f"section must be one of {REPORT_SECTIONS}, got {section!r}.")
+    fallback = _check_fallback(fallback)
     check_bool("with_labels", with_labels)
     _check_label_policy(uncertain, blank)
     root = os.fspath(root)
@@ -304,6 +349,7 @@ def mimic_cxr_datalist(
     reports: dict[tuple[str, str], str | None] = {}  # study -> selected text ("" unusable, None no file)
     no_report_file: set[tuple[str, str]] = set()
     no_text: set[tuple[str, str]] = set()
+    no_sections: set[tuple[str, str]] = set()  # reports without FINDINGS and IMPRESSION
     no_labels: set[tuple[str, str]] = set()
     data: list[dict[str, Any]] = []
     meta_csv = os.path.join(root, "mimic-cxr-2.0.0-metadata.csv.gz")
@@ -332,7 +378,14 @@ def mimic_cxr_datalist(
                 report_path = os.path.join(reports_root, study_dir + ".txt")
                 if os.path.isfile(report_path):
                     with open(report_path, encoding="utf-8", errors="replace") as f:
-                        reports[key] = select_report_text(f.read(), section)
+                        raw = f.read()
+                    reports[key] = select_report_text(raw, section)
+                    if not reports[key]:
+                        parts = parse_report_sections(raw)
+                        if not (parts["findings"] or parts["impression"]) and raw.strip():
+                            no_sections.add(key)
+                            if fallback is not None:
+                                reports[key] = select_report_text(raw, section, fallback)
                 elif strict:
                     raise FileNotFoundError(f"mimic_cxr_datalist: report file not found: '{report_path}'.")
                 else:
@@ -356,8 +409,21 @@ def mimic_cxr_datalist(
             data.append(item)
     if no_report_file:
         skips.count("studies without a report file", len(no_report_file))
-    if no_text:
-        skips.count("studies without usable report text", len(no_text))
+    no_text_sections = no_text & no_sections
+    if no_text_sections:
+        skips.count(
+            "studies without FINDINGS or IMPRESSION"
+            + (f" (nor a '{fallback}' fallback)" if fallback else " (see the fallback argument)"),
+            len(no_text_sections),
+        )
+    if no_text - no_sections:
+        skips.count("studies without usable report text", len(no_text - no_sections))
+    if fallback is not None and no_sections - no_text:
+        logger.warning(
+            "mimic_cxr_datalist: %d studies without FINDINGS or IMPRESSION use their '%s' text.",
+            len(no_sections - no_text),
+            fallback,
+        )
     if no_labels:
         skips.count("studies without labels", len(no_labels))
     skips.report(len(data))

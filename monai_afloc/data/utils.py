@@ -34,6 +34,8 @@ __all__ = [
     "open_csv",
     "read_records",
     "parse_box",
+    "clip_box_to_image",
+    "table_delimiter",
     "index_files",
     "MissingFiles",
 ]
@@ -84,10 +86,33 @@ def resolve_table_path(path: str | os.PathLike) -> str:
     raise FileNotFoundError(f"table not found: looked for '{path}' and '{other}'.")
 
 
+def _text_encoding(path: str) -> str:
+    """UTF-16 when the file starts with a UTF-16 byte-order mark, else UTF-8 (with or without its BOM)."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        head = f.read(2)
+    return "utf-16" if head in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+
+
 def _open_text(path: str):
+    encoding = _text_encoding(path)
     if path.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
+        return gzip.open(path, "rt", encoding=encoding, newline="")
+    return open(path, encoding=encoding, newline="")
+
+
+def _not_text(path: str, err: UnicodeDecodeError) -> ValueError:
+    return ValueError(
+        f"table '{path}' is not UTF-8 text ({err.reason} at byte {err.start}: {err.object[err.start:err.start + 4]!r}"
+        "); save it as UTF-8 (or UTF-16 with a byte-order mark), e.g. from a Latin-1 file: "
+        "iconv -f latin1 -t utf-8."
+    )
+
+
+def table_delimiter(path: str) -> str:
+    """The field delimiter of a table file from its suffix: tab for ``.tsv`` (``.tsv.gz``), else comma."""
+    base = path[:-3] if path.endswith(".gz") else path
+    return "\t" if base.lower().endswith(".tsv") else ","
 
 
 @contextmanager
@@ -95,11 +120,13 @@ def open_csv(
     path: str | os.PathLike, required: Sequence[str] = (), aliases: dict[str, str] | None = None
 ) -> Iterator[tuple[Iterator[dict[str, str]], list[str]]]:
     """
-    Open a CSV table (plain or ``.gz``) and check its header; yields ``(rows, fieldnames)``.
+    Open a CSV table (plain or ``.gz``; a ``.tsv`` is read with tabs) and check its header; yields
+    ``(rows, fieldnames)``.
 
     Header names are stripped of surrounding white space (SIIM's real header is ``"ImageId, EncodedPixels"``), then
-    renamed through ``aliases``. Each row is a ``dict`` (column -> raw string, ``""`` when blank) carrying its line
-    number under the key ``"__line__"``.
+    renamed through ``aliases``; a (non-empty) name that occurs twice is an error, not a silent choice. Each row is a
+    ``dict`` (column -> raw string, ``""`` when blank) carrying its line number under the key ``"__line__"``. Text is
+    UTF-8 (a UTF-8 or UTF-16 byte-order mark is honoured); another encoding is a ``ValueError`` naming the file.
 
     Args:
         path: the table, with or without ``.gz`` (see :func:`resolve_table_path`).
@@ -108,8 +135,8 @@ def open_csv(
 
     Raises:
         FileNotFoundError: the table does not exist.
-        ValueError: the file is empty or lacks a required column; the message names the file, the missing columns
-            and the columns found.
+        ValueError: the file is empty, not UTF-8/UTF-16 text, has a duplicated column or lacks a required column;
+            the message names the file, the columns concerned and the columns found.
 
     Example::
 
@@ -119,25 +146,33 @@ def open_csv(
     """
     path = resolve_table_path(path)
     with _open_text(path) as f:
-        reader = csv.reader(f)
+        reader = csv.reader(f, delimiter=table_delimiter(path))
         try:
             header = next(reader)
         except StopIteration:
             raise ValueError(f"table '{path}' is empty (expected a header row).") from None
+        except UnicodeDecodeError as e:
+            raise _not_text(path, e) from None
         names = [h.strip() for h in header]
         if aliases:
             names = [aliases.get(n, n) for n in names]
+        duplicated = sorted({n for n in names if n and names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"table '{path}' has the column(s) {duplicated} more than once; columns found: {names}.")
         missing = [c for c in required if c not in names]
         if missing:
             raise ValueError(f"table '{path}' lacks the column(s) {missing}; columns found: {names}.")
 
         def _rows() -> Iterator[dict[str, str]]:
-            for values in reader:
-                if not values or all(not v.strip() for v in values):
-                    continue
-                row = {n: (values[i] if i < len(values) else "") for i, n in enumerate(names) if n}
-                row["__line__"] = str(reader.line_num)
-                yield row
+            try:
+                for values in reader:
+                    if not values or all(not v.strip() for v in values):
+                        continue
+                    row = {n: (values[i] if i < len(values) else "") for i, n in enumerate(names) if n}
+                    row["__line__"] = str(reader.line_num)
+                    yield row
+            except UnicodeDecodeError as e:
+                raise _not_text(path, e) from None
 
         yield _rows(), names
 
@@ -160,8 +195,25 @@ def read_records(path: str | os.PathLike, required: Sequence[str] = ()) -> list[
         with open_csv(path, required) as (rows, _):
             return list(rows)
     if suffix not in (".jsonl", ".json"):
-        raise ValueError(f"table '{path}': expected a .csv, .jsonl or .json file (optionally .gz), got '{suffix}'.")
+        raise ValueError(
+            f"table '{path}': expected a .csv, .tsv, .jsonl or .json file (optionally .gz), got '{suffix}'."
+        )
     records: list[dict[str, Any]] = []
+    try:
+        items = _json_items(path, suffix)
+    except UnicodeDecodeError as e:
+        raise _not_text(path, e) from None
+    for where, rec in items:
+        if not isinstance(rec, dict):
+            raise ValueError(f"table '{path}' record {where}: expected a JSON object, got {type(rec).__name__}.")
+        missing = [c for c in required if c not in rec]
+        if missing:
+            raise ValueError(f"table '{path}' record {where} lacks the column(s) {missing}; keys: {sorted(rec)}.")
+        records.append({**rec, "__line__": where})
+    return records
+
+
+def _json_items(path: str, suffix: str) -> list[tuple[str, Any]]:
     with _open_text(path) as f:
         if suffix == ".json":
             try:
@@ -180,14 +232,7 @@ def read_records(path: str | os.PathLike, required: Sequence[str] = ()) -> list[
                     items.append((str(i), json.loads(line)))
                 except json.JSONDecodeError as e:
                     raise ValueError(f"table '{path}' line {i} is not valid JSON: {e}.") from e
-    for where, rec in items:
-        if not isinstance(rec, dict):
-            raise ValueError(f"table '{path}' record {where}: expected a JSON object, got {type(rec).__name__}.")
-        missing = [c for c in required if c not in rec]
-        if missing:
-            raise ValueError(f"table '{path}' record {where} lacks the column(s) {missing}; keys: {sorted(rec)}.")
-        records.append({**rec, "__line__": where})
-    return records
+    return items
 
 
 def parse_box(values: Sequence[Any], where: str) -> list[float]:
@@ -206,6 +251,21 @@ def parse_box(values: Sequence[Any], where: str) -> list[float]:
     if not all(math.isfinite(v) for v in box) or box[2] < 0 or box[3] < 0:
         raise ValueError(f"{where}: expected finite box values with w >= 0 and h >= 0, got {box}.")
     return box
+
+
+def clip_box_to_image(box: Sequence[float], width: int, height: int, where: str) -> tuple[list[float], bool]:
+    """
+    Clip an ``[x, y, w, h]`` box to a ``width`` x ``height`` image; returns ``(box, clipped)``.
+
+    Raises:
+        ValueError: the box lies entirely outside the image (the message says ``where``).
+    """
+    x, y, w, h = (float(v) for v in box)
+    x0, y0, x1, y1 = max(x, 0.0), max(y, 0.0), min(x + w, float(width)), min(y + h, float(height))
+    if x1 < x0 or y1 < y0 or (w > 0 and x1 == x0) or (h > 0 and y1 == y0):
+        raise ValueError(f"{where}: box {list(box)} lies outside the {width} x {height} image.")
+    out = [x0, y0, x1 - x0, y1 - y0]
+    return out, out != [x, y, w, h]
 
 
 def index_files(root: str | os.PathLike, suffixes: Sequence[str]) -> dict[str, str]:
@@ -242,12 +302,15 @@ def index_files(root: str | os.PathLike, suffixes: Sequence[str]) -> dict[str, s
 
 class MissingFiles:
     """
-    Count (or raise on) missing files while a reader builds its list; ``report`` logs the counts once.
+    Count (or raise on) missing files while a reader builds its list; ``report`` logs the counts once, naming the
+    first few items of each reason (:attr:`MAX_EXAMPLES`).
 
     Args:
         reader: the reader's name, for messages.
         strict: raise ``FileNotFoundError`` at the first missing file instead of counting it.
     """
+
+    MAX_EXAMPLES = 5
 
     def __init__(self, reader: str, strict: bool = False):
         if not isinstance(strict, bool):
@@ -255,6 +318,7 @@ class MissingFiles:
         self.reader = reader
         self.strict = strict
         self.counts: dict[str, int] = {}
+        self.examples: dict[str, list[str]] = {}
 
     def exists(self, path: str, what: str = "image") -> bool:
         """True if ``path`` is a file; otherwise count it under ``what`` (or raise when strict)."""
@@ -262,17 +326,27 @@ class MissingFiles:
             return True
         if self.strict:
             raise FileNotFoundError(f"{self.reader}: {what} file not found: '{path}'.")
-        self.count(f"missing {what} files")
+        self.count(f"missing {what} files", example=repr(path))
         return False
 
-    def count(self, reason: str, n: int = 1) -> None:
-        """Count ``n`` skipped items under ``reason``."""
+    def count(self, reason: str, n: int = 1, example: str | None = None) -> None:
+        """Count ``n`` skipped (or altered) items under ``reason``; ``example`` names one (kept up to a few)."""
         self.counts[reason] = self.counts.get(reason, 0) + n
+        examples = self.examples.setdefault(reason, [])
+        if example is not None and len(examples) < self.MAX_EXAMPLES:
+            examples.append(example)
+
+    def _reason(self, reason: str, n: int) -> str:
+        examples = self.examples.get(reason)
+        if not examples:
+            return f"{n} {reason}"
+        more = ", ..." if n > len(examples) else ""
+        return f"{n} {reason} ({', '.join(examples)}{more})"
 
     def report(self, n_items: int) -> None:
-        """Log how many items were kept and, at warning level, how many were skipped and why."""
+        """Log how many items were kept and, at warning level, how many were skipped and why (naming a few)."""
         if self.counts:
-            reasons = ", ".join(f"{n} {r}" for r, n in self.counts.items())
+            reasons = ", ".join(self._reason(r, n) for r, n in self.counts.items())
             logger.warning("%s: %d item(s); skipped %s.", self.reader, n_items, reasons)
         else:
             logger.info("%s: %d item(s).", self.reader, n_items)

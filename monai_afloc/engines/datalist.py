@@ -42,7 +42,8 @@ def image_text_split_datalist(
     Reads the table with :func:`monai_afloc.data.image_text_datalist` (CSV, JSON lines or JSON; relative image paths
     start at ``base_dir``, default the table's folder), keeps the rows whose ``split_column`` equals ``split`` and,
     with ``section``, reduces each report to its FINDINGS/IMPRESSION text as the MIMIC-CXR reader does
-    (:func:`monai_afloc.data.select_report_text`), so synthetic and real reports reach the model alike.
+    (:func:`monai_afloc.data.select_report_text`), so synthetic and real reports reach the model alike; a report
+    without those headers (a plain one-line report in a user's table) keeps its last paragraph.
 
     Args:
         table: the table file (e.g. ``synthetic-cxr-metadata.csv``).
@@ -92,7 +93,7 @@ def image_text_split_datalist(
     if section is not None:
         selected = []
         for d in data:
-            text = select_report_text(d["report"], section)
+            text = select_report_text(d["report"], section, fallback="last_paragraph")
             if text:
                 selected.append({**d, "report": text})
         data = selected

@@ -86,6 +86,38 @@ def _check_positive_int(name: str, value: Any, allow_zero: bool = False) -> int:
     return value
 
 
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def _atomic_torch_save(obj: Any, path: str, tmp_mark: str = ".tmp-") -> None:
+    """
+    ``torch.save(obj, path)`` that never leaves a partial file at ``path``: the bytes go to a hidden temporary file
+    beside it, are flushed to disk (``fsync``), then the temporary file is renamed over ``path`` (atomic on POSIX and
+    Windows). A crash mid-write leaves ``path`` as it was (and a temporary file to clean up).
+    """
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name}{tmp_mark}{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable
+        fd = os.open(folder or ".", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def latest_checkpoint(ckpt_dir: str | os.PathLike, pattern: str = "*.pt") -> str | None:
     """
     The training-state checkpoint to resume from: among the files matching ``pattern`` in ``ckpt_dir`` that load
@@ -343,33 +375,45 @@ class CosineLRHandler:
 
 class ResumableCheckpointHandler:
     """
-    Save the training state for resumption, and restore it when asked.
+    Save the training state for resumption, crash-safely, and restore it when asked.
 
     On ``attach(trainer)`` the trainer itself is added to ``save_dict`` under ``"trainer"`` (so a bundle config need
     not reference the trainer from inside its own handler list). Then:
 
-    - with ``resume=True`` and a checkpoint found in ``save_dir`` (:func:`latest_checkpoint`), a
-      ``monai.handlers.CheckpointLoader`` restores every entry of ``save_dict`` when the trainer starts: weights,
-      optimizer and scheduler state, and the trainer's epoch/iteration counters, so training continues where it
-      stopped (also in the middle of an epoch). ``max_epochs`` stays the current run's.
-    - a ``monai.handlers.CheckpointSaver`` writes ``checkpoint_epoch=N.pt`` every ``save_interval`` epochs
-      (keeping the newest ``n_saved``) and ``final_filename`` when the trainer completes or is terminated (e.g. by
-      :class:`WallClockBudgetHandler`) or raises.
+    - with ``resume=True``, the newest checkpoint of ``save_dir`` that loads (:func:`latest_checkpoint`) is restored
+      by a ``monai.handlers.CheckpointLoader`` when the trainer starts: weights, optimizer and scheduler state, and
+      the trainer's epoch/iteration counters, so training continues where it stopped (also in the middle of an
+      epoch). ``max_epochs`` stays the current run's. When checkpoint files exist but none of them loads, ``attach``
+      raises ``RuntimeError`` instead of silently training from scratch; no checkpoint file at all: training starts
+      from scratch (logged).
+    - ``checkpoint_epoch=N.pt`` is written every ``save_interval`` epochs (keeping the newest ``n_saved``) and
+      ``final_filename`` when the trainer completes, is terminated (e.g. by :class:`WallClockBudgetHandler`) or
+      raises.
 
-    A process killed hard loses at most the epochs since the last interval save. Only rank 0 should save (disable the
-    handler's saving on other ranks with ``save=False``; every rank must load). Attach it *after* the scheduler and
-    validation handlers: handlers of one event run in attachment order, so the interval checkpoint then holds the
-    state after the epoch's scheduler step and validation (and the loader still runs before training starts).
+    Crash safety: each file is written to a hidden temporary file in ``save_dir``, flushed to disk and renamed over
+    its target (an atomic replace), and older checkpoints are removed only after the new one is complete. So a
+    process killed hard, even in the middle of a write, loses at most the epochs since the last complete save, and
+    the previous checkpoint still loads. Leftovers of interrupted runs are cleaned up: temporary files when the
+    handler attaches, and (after this run's first complete save) checkpoint files it did not resume from and did
+    not write (e.g. those of an older run in the same folder, or unreadable ones).
+
+    Entries of ``save_dict`` with a ``follow_trainer(trainer)`` method (e.g. an :class:`AFLocModelSaver` attached to
+    the evaluator) are told the trainer on attach, so they can record the trainer's counters.
+
+    Only rank 0 should save (disable the handler's saving on other ranks with ``save=False``; every rank must load).
+    Attach it *after* the scheduler and validation handlers: handlers of one event run in attachment order, so the
+    interval checkpoint then holds the state after the epoch's scheduler step and validation (and the loader still
+    runs before training starts).
 
     Args:
         save_dir: folder of the ``.pt`` checkpoints.
         save_dict: objects with ``state_dict``/``load_state_dict`` (network, optimizer, scheduler, ...); the network
             should be the bare module (not a ``DistributedDataParallel`` wrapper) so keys have no ``module.`` prefix.
-        resume: restore the latest checkpoint of ``save_dir`` at start (none found: start from scratch, logged).
+        resume: restore the latest checkpoint of ``save_dir`` at start.
         save: write checkpoints (False on ranks > 0).
         save_interval: epochs between interval checkpoints (0: only the final one).
         n_saved: interval checkpoints kept.
-        final_filename: file name of the final checkpoint.
+        final_filename: file name of the final checkpoint (ends with ``.pt``).
         map_location: ``map_location`` of the loader (e.g. the training device).
 
     Example::
@@ -378,7 +422,11 @@ class ResumableCheckpointHandler:
 
     Raises:
         TypeError/ValueError: on invalid arguments, or a ``save_dict`` entry without ``state_dict``.
+        RuntimeError: (on ``attach`` with ``resume=True``) when checkpoint files exist and none of them loads.
     """
+
+    _INTERVAL_PREFIX = "checkpoint_epoch="
+    _TMP_MARK = ".tmp-"
 
     def __init__(
         self,
@@ -407,15 +455,36 @@ class ResumableCheckpointHandler:
         self.save = save
         self.save_interval = _check_positive_int("save_interval", save_interval, allow_zero=True)
         self.n_saved = _check_positive_int("n_saved", n_saved)
-        if not isinstance(final_filename, str) or not final_filename or os.sep in final_filename:
-            raise ValueError(f"final_filename must be a plain file name, got {final_filename!r}.")
+        if (
+            not isinstance(final_filename, str)
+            or not final_filename.endswith(".pt")
+            or os.sep in final_filename
+            or final_filename.startswith((".", self._INTERVAL_PREFIX))
+        ):
+            raise ValueError(
+                f"final_filename must be a plain file name ending with '.pt' (not starting with '.' or "
+                f"'{self._INTERVAL_PREFIX}'), got {final_filename!r}."
+            )
         self.final_filename = final_filename
         self.map_location = map_location
         self.resumed_from: str | None = None
         self.logger = logging.getLogger(__name__)
+        self._objects: dict[str, Any] = {}
+        self._written: list[str] = []  # interval checkpoints of this run (and the one resumed from), oldest first
+        self._stale: list[str] = []  # files found at attach that this run neither resumed from nor wrote
+
+    def _checkpoint_files(self) -> list[str]:
+        if not os.path.isdir(self.save_dir):
+            return []
+        return sorted(glob.glob(os.path.join(glob.escape(self.save_dir), "*.pt")))
+
+    def _remove_temporaries(self) -> None:
+        for path in glob.glob(os.path.join(glob.escape(self.save_dir), f".*{self._TMP_MARK}*")):
+            self.logger.info(f"removing {path!r}, a checkpoint write interrupted in an earlier run.")
+            _remove_quietly(path)
 
     def attach(self, engine: Any) -> None:
-        from monai.handlers import CheckpointLoader, CheckpointSaver
+        from monai.handlers import CheckpointLoader
 
         if dist.is_available() and dist.is_initialized():
             # Ignite's Checkpoint queries ignite.distributed, whose first use creates a process group: a collective
@@ -425,24 +494,68 @@ class ResumableCheckpointHandler:
             idist.sync()
         objects = dict(self.save_dict)
         objects[_TRAINER_KEY] = engine
+        self._objects = objects
+        for obj in self.save_dict.values():
+            if callable(getattr(obj, "follow_trainer", None)):
+                obj.follow_trainer(engine)
+        if self.save and os.path.isdir(self.save_dir):
+            self._remove_temporaries()
+        existing = self._checkpoint_files()
         if self.resume:
             path = latest_checkpoint(self.save_dir)
+            if path is None and existing:
+                raise RuntimeError(
+                    f"resume: checkpoint files exist in {self.save_dir!r} but none of them loads "
+                    f"({[os.path.basename(p) for p in existing]}); refusing to train from scratch over them. "
+                    "Move them away (or fix them) and start again, or set resume to False."
+                )
             if path is None:
                 self.logger.info(f"resume: no checkpoint in {self.save_dir!r}, training from scratch.")
             else:
                 self.resumed_from = path
                 CheckpointLoader(load_path=path, load_dict=objects, map_location=self.map_location).attach(engine)
                 self.logger.info(f"resume: restoring {sorted(objects)} from {path!r} when training starts.")
+                if os.path.basename(path).startswith(self._INTERVAL_PREFIX):
+                    self._written.append(path)
+        final = os.path.join(self.save_dir, self.final_filename)
+        self._stale = [p for p in existing if p != self.resumed_from and p != final]
         if self.save:
-            CheckpointSaver(
-                save_dir=self.save_dir,
-                save_dict=objects,
-                save_final=True,
-                final_filename=self.final_filename,
-                save_interval=self.save_interval,
-                n_saved=self.n_saved,
-                epoch_level=True,
-            ).attach(engine)
+            if self.save_interval > 0:
+                engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), self._save_interval)
+            engine.add_event_handler(Events.COMPLETED, self._save_final)
+            engine.add_event_handler(Events.EXCEPTION_RAISED, self._save_on_exception)
+
+    def _state(self) -> dict[str, Any]:
+        return {name: obj.state_dict() for name, obj in self._objects.items()}
+
+    def _write(self, path: str) -> None:
+        """Write the state to ``path`` atomically (temporary file, fsync, rename), then drop stale files."""
+        os.makedirs(self.save_dir, exist_ok=True)
+        _atomic_torch_save(self._state(), path, self._TMP_MARK)
+        if self._stale:
+            self.logger.info(
+                f"removing checkpoints not of this run from {self.save_dir!r}: "
+                f"{[os.path.basename(p) for p in self._stale]}."
+            )
+            for stale in self._stale:
+                _remove_quietly(stale)
+            self._stale = []
+
+    def _save_interval(self, engine: Any) -> None:
+        path = os.path.join(self.save_dir, f"{self._INTERVAL_PREFIX}{engine.state.epoch}.pt")
+        self._write(path)
+        if path in self._written:
+            self._written.remove(path)
+        self._written.append(path)
+        while len(self._written) > self.n_saved:  # the new file is complete: older ones can go
+            _remove_quietly(self._written.pop(0))
+
+    def _save_final(self, engine: Any) -> None:
+        self._write(os.path.join(self.save_dir, self.final_filename))
+
+    def _save_on_exception(self, engine: Any, e: Exception) -> None:
+        self._save_final(engine)
+        raise e
 
 
 class AFLocModelSaver:
@@ -458,8 +571,14 @@ class AFLocModelSaver:
 
     Each folder is first written beside its target and then swapped in, so a crash never leaves a half-written model
     where the previous one was. ``extra`` (JSON-serialisable; e.g. the image size and loss weights) is stored in the
-    checkpoint with the epoch, iteration and metric; :func:`saved_training_settings` reads it back. The best value is
-    part of :meth:`state_dict`, so put the saver in the resumable checkpoint to keep it across a resume.
+    checkpoint with the epoch, iteration and metric; :func:`saved_training_settings` reads it back. The epoch and
+    iteration are the *trainer's*: a saver attached to the evaluator learns the trainer through
+    :meth:`follow_trainer` (a :class:`ResumableCheckpointHandler` holding the saver in its ``save_dict`` calls it);
+    without it the evaluator's epoch is recorded and the iteration left out (the evaluator counts its own).
+
+    The best value is part of :meth:`state_dict`, so put the saver in the resumable checkpoint to keep it across a
+    resume. Besides, before its first comparison the saver reads the value recorded in an existing
+    ``save_dir/best_name`` (same metric): a restarted run, resumed or not, only replaces that model with a better one.
 
     Args:
         save_dir: parent folder of the model folders.
@@ -523,7 +642,9 @@ class AFLocModelSaver:
         self.enabled = enabled
         self.best_metric: float | None = None
         self.best_epoch: int | None = None
+        self.trainer: Any = None
         self.logger = logging.getLogger(__name__)
+        self._checked_disk = False
 
     @property
     def best_path(self) -> str:
@@ -540,9 +661,27 @@ class AFLocModelSaver:
         self.best_metric = state_dict.get("best_metric")
         self.best_epoch = state_dict.get("best_epoch")
 
+    def follow_trainer(self, trainer: Any) -> None:
+        """Record ``trainer``'s epoch and iteration in the saved models (for a saver attached to the evaluator)."""
+        if not hasattr(trainer, "state"):
+            raise TypeError(f"trainer must be an Ignite engine (with .state), got {type(trainer).__name__}.")
+        self.trainer = trainer
+
+    def _best_on_disk(self) -> float | None:
+        """The metric value recorded in an existing best model for this saver's metric, else None."""
+        settings = saved_training_settings(self.best_path) if os.path.isdir(self.best_path) else {}
+        value = settings.get("key_metric_value")
+        if settings.get("key_metric") != self.key_metric_name or isinstance(value, bool):
+            return None
+        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
     def attach(self, engine: Any) -> None:
         if not self.enabled:
             return
+        for name in (self.best_name, self.final_name):  # folders left by a write interrupted in an earlier run
+            for leftover in (f"{name}.tmp", f"{name}.old"):
+                if os.path.isdir(os.path.join(self.save_dir, leftover)):
+                    shutil.rmtree(os.path.join(self.save_dir, leftover))
         if self.key_metric_name is not None:
             engine.add_event_handler(Events.EPOCH_COMPLETED, self._maybe_save_best)
         if self.save_final:
@@ -563,14 +702,23 @@ class AFLocModelSaver:
             )
         value = metrics[self.key_metric_name]
         value = float(value.item() if isinstance(value, torch.Tensor) else value)
+        if not self._checked_disk:
+            self._checked_disk = True
+            on_disk = self._best_on_disk()
+            if on_disk is not None and self._improved(on_disk):
+                self.logger.info(
+                    f"AFLocModelSaver: {self.best_path!r} holds {self.key_metric_name}={on_disk:.5g}; only a better "
+                    "model replaces it."
+                )
+                self.best_metric = on_disk
         if not math.isfinite(value):
             self.logger.warning(f"AFLocModelSaver: {self.key_metric_name}={value} is not finite; best model not saved.")
             return
         if self._improved(value):
-            self.best_metric, self.best_epoch = value, int(engine.state.epoch)
+            self.best_metric, self.best_epoch = value, int(self._counters(engine)["epoch"])
             info = {"kind": "best", "key_metric": self.key_metric_name, "key_metric_value": value}
             self._write(self.best_path, engine, info)
-            where = f"epoch {engine.state.epoch}"
+            where = f"epoch {self.best_epoch}"
             self.logger.info(f"best model ({self.key_metric_name}={value:.5g}, {where}) saved to {self.best_path!r}.")
 
     def _save_final(self, engine: Any) -> None:
@@ -579,11 +727,21 @@ class AFLocModelSaver:
             f"model of epoch {engine.state.epoch}, iteration {engine.state.iteration} saved to {self.final_path!r}."
         )
 
+    def _counters(self, engine: Any) -> dict[str, int]:
+        """The trainer's epoch and iteration (the engine's own when it is the trainer or none is followed)."""
+        if self.trainer is not None:
+            return {"epoch": int(self.trainer.state.epoch), "iteration": int(self.trainer.state.iteration)}
+        from monai.engines import Evaluator
+
+        if isinstance(engine, Evaluator):  # its iteration counts validation batches, not training
+            return {"epoch": int(engine.state.epoch)}
+        return {"epoch": int(engine.state.epoch), "iteration": int(engine.state.iteration)}
+
     def _write(self, path: str, engine: Any, info: dict[str, Any]) -> None:
         os.makedirs(self.save_dir, exist_ok=True)
         extra = dict(self.extra)
         extra.update(info)
-        extra.update({"epoch": int(engine.state.epoch), "iteration": int(engine.state.iteration)})
+        extra.update(self._counters(engine))
         tmp, old = f"{path}.tmp", f"{path}.old"
         for leftover in (tmp, old):
             if os.path.isdir(leftover):

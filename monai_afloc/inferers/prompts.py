@@ -19,6 +19,7 @@ Pneumonia, SIIM-ACR Pneumothorax and COVID Rural.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 
 from monai_afloc.data.mimic import CHEXPERT_FINDINGS
@@ -98,30 +99,65 @@ def _default_prompts() -> dict[str, dict[str, list[str]]]:
 DEFAULT_FINDING_PROMPTS: dict[str, dict[str, list[str]]] = _default_prompts()
 
 
-def clean_prompt(prompt: str) -> str:
+def _cleaning_note(prompt: str, cleaned: str, keep_unicode: bool) -> str | None:
+    """Why cleaning changed the words of ``prompt`` (beyond case and punctuation), or None when it did not."""
+    words = re.findall(r"\w+", prompt.lower())
+    if " ".join(words) == cleaned:
+        return None
+    if not keep_unicode and any(not w.isascii() for w in words):
+        why = (
+            "non-ASCII characters are removed; keep_unicode=True keeps them, for a text model with a Unicode vocabulary"
+        )
+    else:
+        why = "one-word sentences and list numbers are removed, as the AFLoc reference cleans text"
+    return f"prompt {prompt!r} changed under cleaning: the model sees {cleaned!r} ({why})."
+
+
+def clean_prompt(prompt: str, keep_unicode: bool = False, warn: bool = True) -> str:
     """
     Clean a free-text prompt as the reference cleans an inference prompt: report cleaning, sentences joined by " ".
 
     The reference drops one-word pieces; for a one-word prompt ("cardiomegaly") that would leave nothing, so the
-    prompt's lower-cased ASCII word tokens are kept instead.
+    prompt's lower-cased word tokens are kept instead.
+
+    Args:
+        prompt: the prompt.
+        keep_unicode: keep non-ASCII characters (for a text model with a Unicode vocabulary; the AFLoc release's
+            is ASCII, so by default they are removed, as the reference does).
+        warn: warn (``UserWarning``) when cleaning changes the prompt's words beyond case and punctuation ("Ödem"
+            -> "dem", "Effusion. Left." -> "effusion"); the message says what the model sees.
 
     Raises:
         TypeError: if ``prompt`` is not a str.
         ValueError: if the prompt holds no word at all (empty, punctuation only).
+
+    Example::
+
+        >>> clean_prompt("Small left pleural effusion.")
+        'small left pleural effusion'
     """
     if not isinstance(prompt, str):
         raise TypeError(f"a prompt must be a str, got {type(prompt).__name__}.")
-    sentences = clean_report(prompt, allow_empty=True)
+    if not isinstance(keep_unicode, bool) or not isinstance(warn, bool):
+        raise TypeError(f"keep_unicode and warn must be bools, got {keep_unicode!r}, {warn!r}.")
+    sentences = clean_report(prompt, allow_empty=True, keep_unicode=keep_unicode)
     if sentences:
-        return " ".join(sentences)
-    tokens = [t.encode("ascii", "ignore").decode("ascii") for t in re.findall(r"\w+", prompt.lower())]
-    tokens = [t for t in tokens if t]
-    if not tokens:
-        raise ValueError(f"empty prompt: {prompt!r} holds no word.")
-    return " ".join(tokens)
+        cleaned = " ".join(sentences)
+    else:
+        tokens = re.findall(r"\w+", prompt.lower())
+        if not keep_unicode:
+            tokens = [t.encode("ascii", "ignore").decode("ascii") for t in tokens]
+        tokens = [t for t in tokens if t]
+        if not tokens:
+            raise ValueError(f"empty prompt: {prompt!r} holds no word{'' if keep_unicode else ' in ASCII'}.")
+        cleaned = " ".join(tokens)
+    note = _cleaning_note(prompt, cleaned, keep_unicode) if warn else None
+    if note:
+        warnings.warn(note, UserWarning, stacklevel=3)
+    return cleaned
 
 
-def clean_prompts(prompts: str | Sequence[str]) -> list[str]:
+def clean_prompts(prompts: str | Sequence[str], keep_unicode: bool = False, warn: bool = True) -> list[str]:
     """
     One prompt or a sequence of prompts -> the list of their :func:`clean_prompt` forms (same order).
 
@@ -133,4 +169,4 @@ def clean_prompts(prompts: str | Sequence[str]) -> list[str]:
         prompts = [prompts]
     if not isinstance(prompts, Sequence) or len(prompts) == 0:
         raise ValueError(f"prompts must be a non-empty str or sequence of str, got {prompts!r}.")
-    return [clean_prompt(p) for p in prompts]
+    return [clean_prompt(p, keep_unicode=keep_unicode, warn=warn) for p in prompts]

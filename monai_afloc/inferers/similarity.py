@@ -9,7 +9,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """
-Pure tensor maths of AFLoc localization (DESIGN.md §5): prompt-region similarity, Gaussian smoothing with scipy's
+Pure tensor maths of AFLoc localization (docs/design.md §5): prompt-region similarity, Gaussian smoothing with scipy's
 ``gaussian_filter`` semantics (mode "reflect", truncate 4.0) implemented in torch so it runs on the tensor's device,
 upsampling to the input frame and min–max rescaling to [-1, 1].
 """

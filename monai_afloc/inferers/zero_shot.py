@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,7 +26,8 @@ from monai_afloc.inferers.prompts import DEFAULT_FINDING_PROMPTS, finding_prompt
 from monai_afloc.inferers.similarity import similarity_map
 from monai_afloc.transforms.image.array import AFLocImagePreprocess
 from monai_afloc.transforms.image.geometry import valid_frame_masks
-from monai_afloc.utils.enums import AFLocKeys
+from monai_afloc.inference_settings import InferenceSettings
+from monai_afloc.utils.enums import AFLocKeys, ZeroShotKeys
 
 __all__ = ["ZeroShotClassifier", "zero_shot_probabilities"]
 
@@ -71,6 +73,13 @@ class ZeroShotClassifier:
         mode: ``"prompt"`` or ``"heatmap"``.
         logit_scale: the temperature of the softmax (10, the training loss's global scale).
         sigma: smoothing for ``mode="heatmap"`` (grid cells).
+        image_size: the square frame of the preprocessing.
+        batch_size: images encoded per forward pass.
+        preprocess: the image chain; default :class:`AFLocImagePreprocess` (``image_size``).
+        max_length: prompt token length (97 in the reference).
+        region_key: the image output compared with prompts in ``mode="heatmap"``.
+
+    Build it from a checkpoint with :meth:`from_checkpoint` (the checkpoint's frame size, σ and max length).
 
     ``classifier(images)`` returns ``{"findings": [...], "probabilities" [B, F]`` (prompt mode) or ``"scores"
     [B, F]`` (both modes)``}``.
@@ -88,6 +97,8 @@ class ZeroShotClassifier:
         image_size: int = 224,
         batch_size: int = 8,
         preprocess: AFLocImagePreprocess | None = None,
+        max_length: int = 97,
+        region_key: str = AFLocKeys.IMAGE_SENTENCES,
     ) -> None:
         if not isinstance(network, nn.Module) or not hasattr(network, "encode_image"):
             raise TypeError(f"network must be an AFLoc network (with encode_image), got {type(network).__name__}.")
@@ -105,13 +116,45 @@ class ZeroShotClassifier:
         self.prompt_sets = {f: table.get(f) or finding_prompts(f) for f in self.findings}
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+        self.settings = InferenceSettings(image_size=image_size, sigma=sigma, region_key=region_key,
+                                          max_length=max_length)
         self.network = network
         self.logit_scale = float(logit_scale)
-        self.sigma = float(sigma)
+        self.sigma = self.settings.sigma
         self.batch_size = batch_size
-        self.prompt_encoder = PromptEncoder(network, tokenizer)
+        self.prompt_encoder = PromptEncoder(network, tokenizer, max_length=max_length)
         self.preprocess = preprocess if preprocess is not None else AFLocImagePreprocess(size=image_size)
         self._class_vectors: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        device: str | torch.device | None = None,
+        text_model_name_or_path: str | None = None,
+        findings: Sequence[str] | None = None,
+        prompts: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+        mode: str = "prompt",
+        logit_scale: float = 10.0,
+        batch_size: int = 8,
+        **overrides: Any,
+    ) -> ZeroShotClassifier:
+        """
+        The classifier of a checkpoint: its network on ``device`` (``None``: CPU) with the checkpoint's frame size,
+        σ and max length (see :meth:`TextPromptLocalizer.from_checkpoint
+        <monai_afloc.inferers.TextPromptLocalizer.from_checkpoint>`; the same ``overrides``, ``None`` keeps the
+        saved value).
+
+        Example::
+
+            >>> clf = ZeroShotClassifier.from_checkpoint("models/best", findings=["Pleural Effusion"])
+        """
+        from monai_afloc.checkpoint import load_afloc_for_inference
+
+        net, settings = load_afloc_for_inference(path, device, text_model_name_or_path, **overrides)
+        return cls(net, findings=findings, prompts=prompts, mode=mode, logit_scale=logit_scale,
+                   sigma=settings.sigma, image_size=settings.image_size, batch_size=batch_size,
+                   max_length=settings.max_length, region_key=settings.region_key)
 
     def class_vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Averaged, normalised positive and negative prompt vectors, ``[F, D]`` each (computed once)."""
@@ -125,15 +168,16 @@ class ZeroShotClassifier:
 
     def __call__(self, images: Any) -> dict[str, Any]:
         frames, geometries, names = prepare_images(images, self.preprocess)
-        regions, reports = encode_frames(self.network, frames, self.batch_size, AFLocKeys.IMAGE_SENTENCES)
+        regions, reports = encode_frames(self.network, frames, self.batch_size, self.settings.region_key)
         pos, neg = (v.to(reports.device) for v in self.class_vectors())
-        result: dict[str, Any] = {"findings": list(self.findings), "sources": names}
-        result["probabilities"] = zero_shot_probabilities(reports, pos, neg, self.logit_scale)
+        K = ZeroShotKeys
+        result: dict[str, Any] = {K.FINDINGS: list(self.findings), K.SOURCES: names}
+        result[K.PROBABILITIES] = zero_shot_probabilities(reports, pos, neg, self.logit_scale)
         if self.mode == "heatmap":
             sim = similarity_map(regions, pos, sigma=self.sigma)  # [B, F, h, w]
             valid = valid_frame_masks(geometries, device=sim.device).float()
             valid = F.interpolate(valid, size=sim.shape[-2:], mode="area") > 0.5
-            result["scores"] = torch.where(valid, sim, torch.full_like(sim, -torch.inf)).amax(dim=(-2, -1))
+            result[K.SCORES] = torch.where(valid, sim, torch.full_like(sim, -torch.inf)).amax(dim=(-2, -1))
         else:
-            result["scores"] = result["probabilities"]
+            result[K.SCORES] = result[K.PROBABILITIES]
         return result

@@ -10,7 +10,7 @@
 # limitations under the License.
 
 """
-Heatmap localization metrics (DESIGN.md §5): IoU, Dice, contrast-to-noise ratio (CNR) and the pointing game.
+Heatmap localization metrics (docs/design.md §5): IoU, Dice, contrast-to-noise ratio (CNR) and the pointing game.
 
 Every metric is computed over the *valid* pixels of a map only. A pixel is valid when the optional ``valid`` map
 says so (default: all pixels) and the heatmap value there is not NaN; everything else is ignored, as in the

@@ -10,7 +10,7 @@
 # limitations under the License.
 
 """
-MS-CXR-style localization report over a data set (DESIGN.md §5): border, min-max rescale, per-threshold IoU and
+MS-CXR-style localization report over a data set (docs/design.md §5): border, min-max rescale, per-threshold IoU and
 Dice, CNR, pointing game, category-then-mean averaging and bootstrap 95% confidence intervals.
 """
 
@@ -177,7 +177,7 @@ def localization_report(
     valid: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """
-    Localization report over a data set, following the MS-CXR protocol of the AFLoc release (DESIGN.md §5).
+    Localization report over a data set, following the MS-CXR protocol of the AFLoc release (docs/design.md §5).
 
     For each case ``i``:
 

@@ -12,6 +12,6 @@
 from __future__ import annotations
 
 from .dicom import save_dicom
-from .enums import AFLocKeys, LossKeys
+from .enums import AFLocKeys, LocalizerKeys, LossKeys, ZeroShotKeys
 
-__all__ = ["AFLocKeys", "LossKeys", "save_dicom"]
+__all__ = ["AFLocKeys", "LocalizerKeys", "LossKeys", "ZeroShotKeys", "save_dicom"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from monai.utils import StrEnum
 
-__all__ = ["AFLocKeys", "LossKeys"]
+__all__ = ["AFLocKeys", "LossKeys", "LocalizerKeys", "ZeroShotKeys"]
 
 
 class AFLocKeys(StrEnum):
@@ -52,3 +52,41 @@ class LossKeys(StrEnum):
     GLOBAL = "global_loss"
     SENTENCE = "sentence_loss"
     WORD = "word_loss"
+
+
+class LocalizerKeys(StrEnum):
+    """
+    Keys of the dictionary returned by :class:`monai_afloc.inferers.TextPromptLocalizer` (``str`` values, so plain
+    strings index it too).
+
+    ``HEATMAPS`` ``[B, K, H, W]`` in the original geometry (a list when sizes differ), ``FRAME_HEATMAPS``
+    ``[B, K, S, S]`` and ``FRAME_VALID`` ``[B, 1, S, S]`` in the network frame, ``SCORES`` ``[B, K]`` (cosine of the
+    image and prompt report vectors), ``GEOMETRIES``, ``OUTPUT_SIZES`` (per image, the ``(H, W)`` of its heatmaps and
+    masks: the original size, or less under ``max_output_size``), ``PROMPTS``, ``SOURCES``, ``THRESHOLD``, and on
+    request ``MASKS`` and ``BOXES`` (always in original pixels).
+    """
+
+    HEATMAPS = "heatmaps"
+    FRAME_HEATMAPS = "frame_heatmaps"
+    FRAME_VALID = "frame_valid"
+    SCORES = "scores"
+    GEOMETRIES = "geometries"
+    OUTPUT_SIZES = "output_sizes"
+    PROMPTS = "prompts"
+    SOURCES = "sources"
+    THRESHOLD = "threshold"
+    MASKS = "masks"
+    BOXES = "boxes"
+
+
+class ZeroShotKeys(StrEnum):
+    """
+    Keys of the dictionary returned by :class:`monai_afloc.inferers.ZeroShotClassifier`: ``FINDINGS``, ``SOURCES``,
+    ``PROBABILITIES`` ``[B, F]`` (prompt-set softmax, both modes) and ``SCORES`` ``[B, F]`` (the mode's ranking
+    score: the probabilities in ``mode="prompt"``, the smoothed map's maximum in ``mode="heatmap"``).
+    """
+
+    FINDINGS = "findings"
+    SOURCES = "sources"
+    PROBABILITIES = "probabilities"
+    SCORES = "scores"

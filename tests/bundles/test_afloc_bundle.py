@@ -310,7 +310,7 @@ class TestBundleTrainInferEvaluate(unittest.TestCase):
         summary = wf.run()[0]
         wf.finalize()
         self.assertEqual((summary["n_images"], summary["failures"]), (4, {}))
-        self.assertEqual(wf.parser.get_parsed_content("image_size"), 64)  # read back from the checkpoint
+        self.assertEqual(wf.parser.get_parsed_content("inferer").image_size, 64)  # read back from the checkpoint
         with open(os.path.join(out, "results.json"), encoding="utf-8") as f:
             self.assertEqual(len(json.load(f)["results"]), 4)
         first = summary["results"][0]

@@ -71,6 +71,10 @@ REPORT_NO_HEADER = """PA and lateral views of the chest.
 
 Mild cardiomegaly.  No pneumothorax.
 """
+REPORT_INDICATION_ONLY = """ INDICATION:  ___ year old woman with cough.
+
+ COMPARISON:  None.
+"""
 
 # (dicom_id, subject_id, study_id, view, split, report or None (no file), image on disk)
 STUDIES = [
@@ -107,7 +111,7 @@ class TestReportSections(unittest.TestCase):
             [REPORT_FULL, "impression", "No acute cardiopulmonary process."],
             [REPORT_IMPRESSION_ONLY, "findings", "Small left pleural effusion."],  # falls back to IMPRESSION
             [REPORT_IMPRESSION_ONLY, "findings+impression", "Small left pleural effusion."],
-            [REPORT_NO_HEADER, "findings", "Mild cardiomegaly. No pneumothorax."],  # last paragraph
+            [REPORT_NO_HEADER, "findings", ""],  # neither section: nothing by default
             ["FINDINGS: Clear lungs.", "impression", "Clear lungs."],
             ["findings: a.\nConclusion: b.\nRECOMMENDATION(S): c.", "findings+impression", "a. b."],
             ["", "findings", ""],
@@ -116,11 +120,26 @@ class TestReportSections(unittest.TestCase):
     def test_select(self, text, section, expected):
         self.assertEqual(select_report_text(text, section), expected)
 
+    @parameterized.expand(
+        [
+            [REPORT_NO_HEADER, "last_paragraph", "Mild cardiomegaly. No pneumothorax."],
+            [REPORT_INDICATION_ONLY, "indication", "___ year old woman with cough."],
+            [REPORT_INDICATION_ONLY, " Indication ", "___ year old woman with cough."],
+            [REPORT_INDICATION_ONLY, "history", ""],  # no such section
+            [REPORT_FULL, "indication", select_report_text(REPORT_FULL)],  # only used without FINDINGS/IMPRESSION
+        ]
+    )
+    def test_fallback(self, text, fallback, expected):
+        self.assertEqual(select_report_text(text, fallback=fallback), expected)
+
     def test_ill_arg(self):
         with self.assertRaises(ValueError):
             select_report_text("x", "all")
         with self.assertRaises(TypeError):
             parse_report_sections(None)
+        for bad in ("", 3, "impression", "Findings"):
+            with self.assertRaisesRegex(ValueError, "fallback"):
+                select_report_text("x", fallback=bad)
 
 
 class TestMimicCXR(unittest.TestCase):
@@ -155,23 +174,36 @@ class TestMimicCXR(unittest.TestCase):
     def test_train_pa_ap(self):
         with self.assertLogs("monai_afloc.data.utils", "WARNING") as logs:
             data = mimic_cxr_datalist(self.root, reports_root=self.reports)
-        self.assertEqual([d["dicom_id"] for d in data], ["d1", "d2", "d3"])
+        self.assertEqual([d["dicom_id"] for d in data], ["d1", "d2"])  # d3: no FINDINGS / IMPRESSION
         d = data[0]
         self.assertEqual(d["image"], os.path.join(self.root, "files", "p10", "p10000032", "s50414267", "d1.jpg"))
         self.assertEqual((d["subject_id"], d["study_id"], d["view"]), ("10000032", "50414267", "PA"))
         self.assertEqual(d["report"], select_report_text(REPORT_FULL))
         self.assertEqual(data[1]["report"], "Small left pleural effusion.")
-        self.assertEqual(data[2]["report"], "Mild cardiomegaly. No pneumothorax.")
         batch = next(iter(DataLoader(Dataset(data), batch_size=2)))  # the dicts collate with MONAI's loader
         self.assertEqual(batch["dicom_id"], ["d1", "d2"])
         log = "\n".join(logs.output)
         for phrase in (
-            "3 item(s)",
+            "2 item(s)",
             "1 missing image files",
             "1 studies without a report file",
             "1 studies without usable report text",
+            "1 studies without FINDINGS or IMPRESSION (see the fallback argument)",
         ):
             self.assertIn(phrase, log)
+
+    def test_fallback(self):
+        with self.assertLogs("monai_afloc.data.mimic", "WARNING") as logs:
+            data = mimic_cxr_datalist(self.root, reports_root=self.reports, fallback="last_paragraph")
+        self.assertEqual([d["dicom_id"] for d in data], ["d1", "d2", "d3"])
+        self.assertEqual(data[2]["report"], "Mild cardiomegaly. No pneumothorax.")
+        self.assertIn("1 studies without FINDINGS or IMPRESSION use their 'last_paragraph' text", logs.output[0])
+        with self.assertLogs("monai_afloc.data.utils", "WARNING") as logs:
+            data = mimic_cxr_datalist(self.root, reports_root=self.reports, fallback="indication")
+        self.assertEqual([d["dicom_id"] for d in data], ["d1", "d2"])
+        self.assertIn("1 studies without FINDINGS or IMPRESSION (nor a 'indication' fallback)", "\n".join(logs.output))
+        with self.assertRaisesRegex(ValueError, "fallback"):
+            mimic_cxr_datalist(self.root, reports_root=self.reports, fallback="impression")
 
     def test_all_views_all_splits_plain_tables(self):
         # the same tables uncompressed are found too
@@ -183,7 +215,7 @@ class TestMimicCXR(unittest.TestCase):
                 write_text(gz[:-3], f.read())
             os.remove(gz)
         data = mimic_cxr_datalist(self.root, split=None, views=None, section="impression", reports_root=self.reports)
-        self.assertEqual([d["dicom_id"] for d in data], ["d1", "d1lat", "d2", "d3", "d6"])
+        self.assertEqual([d["dicom_id"] for d in data], ["d1", "d1lat", "d2", "d6"])
         self.assertEqual(data[0]["report"], "No acute cardiopulmonary process.")
         self.assertEqual(data[1]["view"], "LATERAL")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 import unittest
+import warnings
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from PIL import Image
 
 from monai_afloc.inferers.localizer import PromptEncoder, TextPromptLocalizer
 from monai_afloc.inferers.zero_shot import ZeroShotClassifier
-from tests.helpers import BrightnessAFLoc, write_dx_dicom
+from tests.helpers import BrightnessAFLoc, make_tiny_tokenizer, write_dx_dicom
 
 
 def bright_square_image(rows: int, cols: int, center: tuple[int, int], half: int, peak: int = 250) -> np.ndarray:
@@ -99,6 +100,19 @@ class TestLocalizerGeometry(unittest.TestCase):
         v = enc(["Small LEFT effusion.", "cardiomegaly"])  # same cleaned texts -> cache hits
         self.assertEqual(net.text_encoder.calls, calls)
         self.assertEqual(tuple(v.shape), (2, 1))
+
+    def test_prompt_cut_at_max_length(self):
+        enc = PromptEncoder(BrightnessAFLoc(), tokenizer=make_tiny_tokenizer(), max_length=6)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            enc(["small left effusion"])  # [CLS] + 3 + [SEP] fits in 6
+        with self.assertWarnsRegex(
+            UserWarning, r"'small left pleural effusion and edema' has 8 tokens and is cut at max_length=6: the model "
+            r"sees 'small left pleural effusion'"
+        ):
+            enc(["small left pleural effusion and edema"])
+        with self.assertRaisesRegex(TypeError, "keep_unicode"):
+            PromptEncoder(BrightnessAFLoc(), keep_unicode=1)
 
     def test_bad_input(self):
         with self.assertRaises(ValueError):

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import unittest
+import warnings
 
 from monai_afloc.inferers.prompts import clean_prompt, clean_prompts
 
@@ -33,6 +34,26 @@ class TestCleanPrompts(unittest.TestCase):
                 clean_prompts(bad)
         with self.assertRaisesRegex(TypeError, "must be a str"):
             clean_prompts(["edema", None])
+
+
+    def test_warnings(self):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # case and punctuation alone: no warning
+            self.assertEqual(clean_prompts(["Small LEFT effusion.", "left effusion. right pneumothorax"])[0],
+                             "small left effusion")
+            self.assertEqual(clean_prompt("Ödem links", warn=False), "dem links")
+        with self.assertWarnsRegex(UserWarning, r"'Ödem links'.*model sees 'dem links'.*keep_unicode=True"):
+            clean_prompt("Ödem links")
+        with self.assertWarnsRegex(UserWarning, r"model sees 'left effusion' \(one-word sentences"):
+            clean_prompt("1. left effusion 2. edema")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            self.assertEqual(clean_prompt("Ödem links", keep_unicode=True), "ödem links")
+            self.assertEqual(clean_prompts(["Épanchement"], keep_unicode=True), ["épanchement"])
+        with self.assertRaisesRegex(ValueError, "no word in ASCII"):
+            clean_prompt("αβγ")
+        with self.assertRaisesRegex(TypeError, "keep_unicode"):
+            clean_prompt("edema", keep_unicode="yes")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from monai_afloc.inferers.similarity import (
 
 
 def reference_similarity(regions: np.ndarray, text: np.ndarray, sigma: float) -> np.ndarray:
-    """DESIGN.md §5 with numpy/scipy, one map at a time."""
+    """docs/design.md §5 with numpy/scipy, one map at a time."""
     b, d, h, w = regions.shape
     out = np.zeros((b, text.shape[0], h, w))
     for i in range(b):

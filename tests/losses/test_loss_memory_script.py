@@ -12,25 +12,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import unittest
 
 import torch
 
-_SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "loss_memory.py")
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("loss_memory_benchmark", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import load_benchmark
 
 
 class TestLossMemoryScript(unittest.TestCase):
     def test_tiny_run(self):
-        script = _load_script()
+        script = load_benchmark("loss_memory")
         threads = torch.get_num_threads()
         args = script._parser().parse_args(
             "--batch 5 --dim 16 --word-grid 6 --sentence-grid 3 --length 12 --word-min 2 --reps 1 --threads 1"

@@ -139,7 +139,7 @@ class AFLocDeployApp(Application):
         infer = AFLocInferenceOperator(self, predictor=predictor, report=report, name="afloc_inference")
         writer = AFLocResultsWriterOperator(
             self, output_folder=output_path, report=report, labels=predictor.labels, outputs=cfg["outputs"],
-            model_name=cfg["model_name"], model_version=cfg["model_version"], threshold=cfg["threshold"],
+            model_name=cfg["model_name"], model_version=cfg["model_version"], threshold=predictor.threshold,
             name="afloc_writer",
         )
         self.add_flow(loader, selector, {("dicom_study_list", "dicom_study_list")})

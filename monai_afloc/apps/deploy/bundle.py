@@ -52,6 +52,7 @@ from monai_afloc.transforms.image.geometry import (
     frame_to_original,
     valid_frame_masks,
 )
+from monai_afloc.utils.validation import check_number
 
 __all__ = [
     "CHEST_BUNDLE_DIR",
@@ -60,6 +61,7 @@ __all__ = [
     "FrameHeatmapsToOriginald",
     "export_deploy_bundle",
     "read_deploy_bundle_labels",
+    "read_deploy_bundle_threshold",
 ]
 
 #: the chest bundle in a source checkout (``None`` when not found, e.g. in an installed wheel)
@@ -166,7 +168,7 @@ class FrameHeatmapsToOriginald(MapTransform):
         return d
 
 
-def _metadata(source: Mapping[str, Any], labels: Sequence[str], prompts: Sequence[str], size: int) -> dict:
+def _metadata(source: Mapping[str, Any], labels: Sequence[str], prompts: Sequence[str], size: int, threshold: float = 0.5) -> dict:
     meta = copy.deepcopy(dict(source))
     meta["network_data_format"] = {
         "inputs": {
@@ -185,7 +187,7 @@ def _metadata(source: Mapping[str, Any], labels: Sequence[str], prompts: Sequenc
             }
         },
     }
-    meta["deploy"] = {"labels": list(labels), "prompts": list(prompts), "frame_size": size}
+    meta["deploy"] = {"labels": list(labels), "prompts": list(prompts), "frame_size": size, "threshold": threshold}
     return meta
 
 
@@ -205,10 +207,10 @@ def export_deploy_bundle(
         checkpoint: the ``checkpoint`` override of the chest bundle (a monai_afloc checkpoint folder or release file).
         directory: output bundle folder (``configs/``, ``models/model.ts``).
         findings: ``[(label, prompt), ...]`` in output-channel order.
-        bundle_dir: the chest bundle (default :data:`CHEST_BUNDLE_DIR`); its ``sigma``, ``image_size`` and
-            ``heatmap_head`` definitions and its ``metadata.json`` are used.
-        sigma: Gaussian σ in grid cells; ``None`` keeps the chest bundle's rule (1.5 scaled by the grid size of
-            its ``image_size``: 19 cells at 299, so a smaller σ on smaller grids).
+        bundle_dir: the chest bundle (default :data:`CHEST_BUNDLE_DIR`); its ``inferer`` (built with
+            ``TextPromptLocalizer.from_checkpoint``), ``heatmap_head`` and ``metadata.json`` are used.
+        sigma: Gaussian σ in grid cells; ``None`` keeps the checkpoint's (see
+            :func:`~monai_afloc.checkpoint.load_inference_settings`).
         device: where the model is traced.
 
     Returns:
@@ -233,13 +235,12 @@ def export_deploy_bundle(
     overrides: dict[str, Any] = {"bundle_root": bundle_dir, "checkpoint": os.fspath(checkpoint),
                                  "device": f"$torch.device('{device}')"}
     if sigma is not None:
-        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or sigma < 0:
-            raise ValueError(f"sigma must be None or a number >= 0, got {sigma!r}.")
-        overrides["sigma"] = float(sigma)
+        overrides["sigma"] = check_number("sigma", sigma, minimum=0)
     parser.update(overrides)
     head = parser.get_parsed_content("heatmap_head").eval()
     network = parser.get_parsed_content("network")
-    size = int(parser.get_parsed_content("image_size"))
+    inferer = parser.get_parsed_content("inferer")
+    size = inferer.image_size  # the checkpoint's frame (or the override)
     vectors = PromptEncoder(network)(prompts)
     model = FixedPromptHeatmapNet(head, vectors).eval()
     example = torch.rand(1, 3, size, size, device=torch.device(device)) * 2 - 1
@@ -256,7 +257,7 @@ def export_deploy_bundle(
     with open(os.path.join(bundle_dir, "configs", "metadata.json")) as f:
         source_meta = json.load(f)
     with open(os.path.join(directory, "configs", "metadata.json"), "w") as f:
-        json.dump(_metadata(source_meta, labels, prompts, size), f, indent=2)
+        json.dump(_metadata(source_meta, labels, prompts, size, inferer.threshold), f, indent=2)
     inference = {
         "imports": ["$import torch", "$import monai_afloc.apps.deploy.bundle"],
         "device": f"$torch.device('{device}')",
@@ -278,6 +279,12 @@ def export_deploy_bundle(
     with open(os.path.join(directory, "configs", "inference.json"), "w") as f:
         json.dump(inference, f, indent=2)
     return directory
+
+
+def read_deploy_bundle_threshold(directory: str | os.PathLike) -> float:
+    """The threshold a bundle written by :func:`export_deploy_bundle` was exported with (its checkpoint's)."""
+    with open(os.path.join(os.fspath(directory), "configs", "metadata.json")) as f:
+        return float(json.load(f).get("deploy", {}).get("threshold", 0.5))
 
 
 def read_deploy_bundle_labels(directory: str | os.PathLike) -> tuple[list[str], list[str]]:

@@ -163,7 +163,7 @@ class AFLocBundleDeployApp(Application):
         from monai.deploy.operators.dicom_series_to_volume_operator import DICOMSeriesToVolumeOperator
         from monai.deploy.operators.monai_bundle_inference_operator import IOMapping, MonaiBundleInferenceOperator
 
-        from monai_afloc.apps.deploy.bundle import read_deploy_bundle_labels
+        from monai_afloc.apps.deploy.bundle import read_deploy_bundle_labels, read_deploy_bundle_threshold
         from monai_afloc.apps.deploy.operators import AFLocResultsWriterOperator
 
         context = Application.init_app_context(self.argv)
@@ -174,6 +174,7 @@ class AFLocBundleDeployApp(Application):
         # would call it instead of loading models/model.ts from bundle_path
         context.models = None
         cfg = self.config
+        threshold = cfg["threshold"] if cfg["threshold"] is not None else read_deploy_bundle_threshold(bundle)
         rules = {"selections": [{"name": "radiograph",
                                  "conditions": {"Modality": f"^({'|'.join(cfg['modalities'])})$"}}]}
         loader = DICOMDataLoaderOperator(self, CountCondition(self, 1), input_folder=input_path, name="dicom_loader")
@@ -188,11 +189,11 @@ class AFLocBundleDeployApp(Application):
             bundle_path=bundle,
             name="bundle_inference",
         )
-        results = AFLocBundleResultsOperator(self, labels=labels, prompts=prompts, threshold=cfg["threshold"],
+        results = AFLocBundleResultsOperator(self, labels=labels, prompts=prompts, threshold=threshold,
                                              report=self.report, name="bundle_results")
         writer = AFLocResultsWriterOperator(
             self, output_folder=output_path, report=self.report, labels=labels, outputs=cfg["outputs"],
-            model_name=cfg["model_name"], model_version=cfg["model_version"], threshold=cfg["threshold"],
+            model_name=cfg["model_name"], model_version=cfg["model_version"], threshold=threshold,
             name="afloc_writer",
         )
         self.add_flow(loader, selector, {("dicom_study_list", "dicom_study_list")})

@@ -17,8 +17,7 @@ Example YAML (``sample_apps/deploy_afloc/afloc_app_config.yaml``)::
     findings: [Pleural effusion, Pneumothorax]      # label = the finding, prompt = its lower-cased name
     prompts:                                        # free-text prompts with their own labels
       - {label: Left effusion, prompt: small left pleural effusion}
-    threshold: 0.5
-    sigma: 1.5
+    threshold: 0.5                                  # omit (or null) threshold/sigma/image_size: the model's own
     modalities: [CR, DX]
     views: [PA, AP, ""]                             # "" = ViewPosition absent; lateral views are skipped
     outputs: {seg: true, sr: true, png: true, json: true}
@@ -39,9 +38,9 @@ DEFAULT_APP_CONFIG: dict[str, Any] = {
     "findings": ["Pleural effusion", "Pneumothorax", "Consolidation", "Cardiomegaly", "Nodule", "Atelectasis",
                  "Edema"],
     "prompts": [],
-    "threshold": 0.5,
-    "sigma": 1.5,
-    "image_size": 224,
+    "threshold": None,  # None: the model's saved inference settings (see AFLocPredictor)
+    "sigma": None,
+    "image_size": None,
     "device": "cpu",
     "modalities": ["CR", "DX"],
     "views": ["PA", "AP", ""],
@@ -121,14 +120,16 @@ def load_app_config(config: str | os.PathLike | Mapping[str, Any] | None = None)
         ):
             raise ValueError(f"each config 'prompts' item must be {{label: str, prompt: str}}, got {p!r}.")
     cfg["finding_prompts"] = findings_of(cfg["findings"], prompts)
-    thr = cfg["threshold"]
-    if isinstance(thr, bool) or not isinstance(thr, (int, float)) or not -1 <= thr <= 1:
-        raise ValueError(f"config 'threshold' must be a number in [-1, 1], got {thr!r}.")
-    sigma = cfg["sigma"]
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or sigma < 0:
-        raise ValueError(f"config 'sigma' must be a number >= 0, got {sigma!r}.")
-    if isinstance(cfg["image_size"], bool) or not isinstance(cfg["image_size"], int) or cfg["image_size"] < 32:
-        raise ValueError(f"config 'image_size' must be an int >= 32, got {cfg['image_size']!r}.")
+    from monai_afloc.utils.validation import check_int, check_number
+
+    for key, check in (("threshold", lambda k, v: check_number(k, v, -1, 1)),
+                       ("sigma", lambda k, v: check_number(k, v, minimum=0)),
+                       ("image_size", lambda k, v: check_int(k, v, minimum=32))):
+        if cfg[key] is not None:
+            try:
+                check(f"config '{key}'", cfg[key])
+            except TypeError as e:  # a config file's wrong type is a bad value of the file: one error kind
+                raise ValueError(str(e)) from None
     cfg["modalities"] = [m.upper() for m in _str_list(cfg["modalities"], "modalities")]
     if not cfg["modalities"] or not all(re.fullmatch(r"[A-Z0-9]{1,16}", m) for m in cfg["modalities"]):
         raise ValueError(f"config 'modalities' must be DICOM modality codes such as CR, DX; got {cfg['modalities']}.")

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from monai_afloc.inference_settings import InferenceSettings, default_inference_settings
 from monai_afloc.inferers.localizer import TextPromptLocalizer
 from monai_afloc.inferers.prompts import clean_prompt, clean_prompts
 from monai_afloc.utils.enums import AFLocKeys
@@ -43,6 +44,7 @@ __all__ = [
     "AFLocPredictor",
     "export_deploy_model",
     "load_deploy_model",
+    "deploy_model_settings",
 ]
 
 #: the files of a TorchScript deploy model folder (see :func:`export_deploy_model`)
@@ -135,6 +137,7 @@ def export_deploy_model(
     prompts: Sequence[str],
     input_size: int = 224,
     check: bool = True,
+    inference: InferenceSettings | None = None,
 ) -> str:
     """
     Write the TorchScript form of ``net`` for the deploy app: the traced image encoder and the prompt vectors.
@@ -145,6 +148,9 @@ def export_deploy_model(
         prompts: the prompts the deployed app may ask for (e.g. every prompt of the app config).
         input_size: the frame size the encoder is traced at (224, the localizer's frame).
         check: compare eager and traced outputs (see :func:`~monai_afloc.export.export_image_encoder_torchscript`).
+        inference: the settings the deploy app builds its localizer with (stored in the manifest); default
+            :func:`~monai_afloc.inference_settings.default_inference_settings` at ``input_size`` (pass the
+            checkpoint's, ``load_inference_settings(path, net)``, to keep its threshold).
 
     Returns:
         the folder.
@@ -167,8 +173,12 @@ def export_deploy_model(
     vectors = PromptEncoder(net)(list(prompts)).cpu()
     table = {p: v.clone() for p, v in zip(prompts, vectors)}
     torch.save(table, os.path.join(directory, DEPLOY_MODEL_FILES["prompt_embeddings"]))
+    if inference is None:
+        inference = default_inference_settings(net, input_size)
+    if not isinstance(inference, InferenceSettings):
+        raise TypeError(f"inference must be None or an InferenceSettings, got {type(inference).__name__}.")
     manifest = {"format": "monai_afloc deploy TorchScript", "version": 1, "prompts": list(prompts),
-                "input_size": input_size, "files": dict(DEPLOY_MODEL_FILES)}
+                "input_size": input_size, "files": dict(DEPLOY_MODEL_FILES), "inference": inference.to_dict()}
     with open(os.path.join(directory, DEPLOY_MODEL_FILES["manifest"]), "w") as f:
         json.dump(manifest, f, indent=2)
     return directory
@@ -210,6 +220,28 @@ def load_deploy_model(path: str | os.PathLike, device: str | torch.device = "cpu
     return net.to(device).eval(), None, "eager"
 
 
+def deploy_model_settings(path: str | os.PathLike, network: nn.Module) -> InferenceSettings:
+    """
+    The inference settings of what ``-m MODEL`` names: a TorchScript deploy folder's manifest (``inference``; a
+    folder written before that entry gets the defaults at its traced ``input_size``), or the checkpoint's
+    (:func:`~monai_afloc.checkpoint.load_inference_settings`) — the settings ``TextPromptLocalizer.from_checkpoint``
+    uses, so the deploy app's heatmaps equal every other entry point's.
+    """
+    path = os.fspath(path)
+    if _is_torchscript_folder(path):
+        manifest_path = os.path.join(path, DEPLOY_MODEL_FILES["manifest"])
+        manifest = {}
+        if os.path.isfile(manifest_path):
+            with open(manifest_path) as f:
+                manifest = json.load(f)
+        if manifest.get("inference") is not None:
+            return InferenceSettings.from_dict(manifest["inference"], what=f"the 'inference' entry of {manifest_path!r}")
+        return default_inference_settings(network, manifest.get("input_size"))
+    from monai_afloc.checkpoint import load_inference_settings
+
+    return load_inference_settings(path, network)
+
+
 class AFLocPredictor:
     """
     Heatmaps, masks, boxes and scores for a fixed list of findings on one radiograph at a time.
@@ -222,6 +254,9 @@ class AFLocPredictor:
         image_size: the localizer's square frame.
         device: torch device.
 
+    ``threshold``, ``sigma`` and ``image_size`` default (``None``) to the model's saved settings
+    (:func:`deploy_model_settings`; for a network object, :func:`~monai_afloc.inference_settings.default_inference_settings`).
+
     ``predictor(path)`` returns ``{"labels", "prompts", "heatmaps" [K, H, W] float32 numpy, "masks" [K, H, W] bool,
     "boxes" [[{"box": [x, y, w, h], "score", "area"}, ...] per finding], "scores" [K] (cosine of image and prompt
     report vectors), "image" [H, W] float32 (the displayed grayscale, 0..255), "threshold"}``.
@@ -231,9 +266,9 @@ class AFLocPredictor:
         self,
         model: str | os.PathLike | nn.Module,
         findings: Sequence[tuple[str, str]],
-        threshold: float = 0.5,
-        sigma: float = 1.5,
-        image_size: int = 224,
+        threshold: float | None = None,
+        sigma: float | None = None,
+        image_size: int | None = None,
         device: str | torch.device = "cpu",
     ) -> None:
         if isinstance(findings, str) or not isinstance(findings, Sequence) or not findings:
@@ -242,34 +277,32 @@ class AFLocPredictor:
             pair = isinstance(item, (tuple, list)) and len(item) == 2
             if not (pair and all(isinstance(s, str) and s.strip() for s in item)):
                 raise ValueError(f"each finding must be a (label, prompt) pair of non-empty str, got {item!r}.")
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not -1 <= threshold <= 1:
-            raise ValueError(f"threshold must be a number in [-1, 1], got {threshold!r}.")
         self.labels = [str(a) for a, _ in findings]
         self.prompts = [str(b) for _, b in findings]
         if len(set(self.labels)) != len(self.labels):
             raise ValueError(f"finding labels must be unique, got {self.labels}.")
-        self.threshold = float(threshold)
+        overrides = {"threshold": threshold, "sigma": sigma, "image_size": image_size}
         prompt_encoder = None
         if isinstance(model, nn.Module):
             net, self.kind = model.to(torch.device(device)).eval(), "eager"
             self.model_path = None
+            settings = default_inference_settings(net, image_size, threshold=threshold, sigma=sigma)
         else:
             net, prompt_encoder, self.kind = load_deploy_model(model, device)
             self.model_path = os.fspath(model)
+            settings = deploy_model_settings(model, net).replace(net, **overrides)
+        self.threshold = settings.threshold
         tokenizer = _NoTokenizer() if prompt_encoder is not None else None
-        self.localizer = TextPromptLocalizer(net, tokenizer=tokenizer, sigma=sigma, image_size=image_size,
-                                             threshold=self.threshold)
+        self.localizer = TextPromptLocalizer(net, tokenizer=tokenizer, **settings.to_dict())
         if prompt_encoder is not None:
             self.localizer.prompt_encoder = prompt_encoder
         self.localizer.prompt_encoder(self.prompts)  # encodes (or finds) every prompt once, before any image
 
     def __call__(self, path: str | os.PathLike) -> dict[str, Any]:
-        from monai_afloc.transforms.image.array import LoadGrayscaleImage
-
-        path = os.fspath(path)
+        image = self.localizer.preprocess.loader(os.fspath(path))  # decoded once: the heatmaps and the display
         with torch.no_grad():
-            out = self.localizer(path, self.prompts, return_masks=True, return_boxes=True, threshold=self.threshold)
-        image = LoadGrayscaleImage()(path)[0].numpy()
+            out = self.localizer([image], self.prompts, return_masks=True, return_boxes=True, threshold=self.threshold)
+        image = image[0].numpy()
         return {
             "labels": list(self.labels),
             "prompts": list(self.prompts),

@@ -24,6 +24,7 @@ from monai_afloc.apps.monailabel.app import (
     AFLocAppSettings,
     AFLocMONAILabelApp,
     build_bundle_localizer,
+    build_localizer,
     build_network,
 )
 from monai_afloc.apps.monailabel.infer import (
@@ -44,6 +45,7 @@ __all__ = [
     "DEFAULT_FINDINGS",
     "OutputKind",
     "build_bundle_localizer",
+    "build_localizer",
     "build_network",
     "finding_prompt_text",
     "has_monailabel",

@@ -29,13 +29,16 @@ App configuration (``--conf KEY VALUE`` of ``python -m monailabel.main start_ser
                     findings; with ``bundle``: no such task unless given); ``findings_NAME`` adds a task
                     ``afloc_NAME`` with another list
 ``free_text``       ``true`` (default) / ``false``: serve the free-text task ``afloc_prompt``
-``threshold``       default heatmap threshold in ``[-1, 1]`` (0.5)
-``sigma``           Gaussian smoothing in grid cells (default: 1.5 scaled to the network's grid, as in the bundle)
-``image_size``      network input size (default: the checkpoint's training setting, else 224)
+``threshold``       default heatmap threshold in ``[-1, 1]`` (default: the checkpoint's, see below)
+``sigma``           Gaussian smoothing in sentence-grid cells (default: the checkpoint's)
+``image_size``      the localizer's frame size (default: the checkpoint's)
 ``device``          ``cpu`` / ``cuda`` / ``cuda:1`` (default: cuda when available)
 ``network_factory`` advanced/testing hook: ``module:callable`` returning an AFLoc-like network, used instead of a
                     checkpoint (e.g. the tests' hand-built brightness network). Only the server operator sets it.
 ==================  ===================================================================================================
+
+The localizer is built by ``TextPromptLocalizer.from_checkpoint``, like every other entry point: a checkpoint's saved
+inference settings (frame size, σ, threshold) apply unless a ``--conf`` value overrides them.
 
 Beyond MONAI Label's defaults, the app answers bad requests with 4xx and a message instead of 500: unknown model
 (404), unknown image (404), an image path outside the datastore (403), ``params`` that is not JSON (400) or not a JSON
@@ -46,7 +49,6 @@ the server starts; everything else then runs MONAI Label's own endpoint code.
 
 from __future__ import annotations
 
-import contextvars
 import importlib
 import logging
 import os
@@ -58,7 +60,7 @@ import torch
 from monai.utils import optional_import
 
 import monai_afloc
-from monai_afloc.apps.monailabel.infer import AFLocPromptInferTask, http_error, is_inside
+from monai_afloc.apps.monailabel.infer import UPLOADED_IMAGE, AFLocPromptInferTask, http_error, is_inside
 from monai_afloc.apps.monailabel.params import AFLocRequestError, parse_threshold
 from monai_afloc.data.mimic import CHEXPERT_FINDINGS
 from monai_afloc.inferers.localizer import TextPromptLocalizer
@@ -71,6 +73,7 @@ __all__ = [
     "DEFAULT_FINDINGS",
     "BUNDLE_TASK",
     "build_network",
+    "build_localizer",
     "build_bundle_localizer",
     "UPLOADED_IMAGE",
 ]
@@ -80,8 +83,6 @@ logger = logging.getLogger(__name__)
 #: the findings of the ``afloc_findings`` task: the CheXpert labels that name a finding, plus Nodule (14)
 DEFAULT_FINDINGS: tuple[str, ...] = tuple(f for f in CHEXPERT_FINDINGS if f != "No Finding") + ("Nodule",)
 
-#: set by the ``/infer`` guard while a request with an uploaded file runs (its temporary copy is then allowed)
-UPLOADED_IMAGE: contextvars.ContextVar[bool] = contextvars.ContextVar("afloc_uploaded_image", default=False)
 
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 _KNOWN_KEYS = {"checkpoint", "text_model", "findings", "free_text", "threshold", "sigma", "image_size", "device",
@@ -166,23 +167,41 @@ class AFLocAppSettings:
             raise ValueError(f"--conf device: expected a torch device such as cpu or cuda, got {device!r}.") from None
 
 
-def build_network(settings: AFLocAppSettings) -> torch.nn.Module:
-    """The network of ``settings``: ``load_afloc_checkpoint(checkpoint, text_model)`` or ``network_factory()``."""
-    if settings.network_factory is not None:
-        module_name, _, attr = settings.network_factory.partition(":")
-        try:
-            factory = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"--conf network_factory {settings.network_factory!r}: {e}") from None
-        net = factory()
-    else:
-        from monai_afloc.checkpoint import load_afloc_checkpoint
-
-        net = load_afloc_checkpoint(settings.checkpoint, text_model_name_or_path=settings.text_model)
+def _factory_network(settings: AFLocAppSettings) -> torch.nn.Module:
+    module_name, _, attr = settings.network_factory.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"--conf network_factory {settings.network_factory!r}: {e}") from None
+    net = factory()
     if not isinstance(net, torch.nn.Module) or not hasattr(net, "encode_image") or not hasattr(net, "encode_text"):
         raise ValueError(f"the network must be an AFLoc-like module (encode_image, encode_text), got "
                          f"{type(net).__name__}.")
     return net.to(settings.device).eval()
+
+
+def build_localizer(settings: AFLocAppSettings) -> TextPromptLocalizer:
+    """
+    The localizer of ``settings``: ``TextPromptLocalizer.from_checkpoint(checkpoint)`` (the checkpoint's frame size,
+    σ and threshold; the ``--conf`` values given win), or, for ``network_factory``, that network with the settings
+    :func:`~monai_afloc.inference_settings.default_inference_settings` gives it.
+    """
+    overrides = {"sigma": settings.sigma, "image_size": settings.image_size,
+                 "threshold": settings.threshold if settings.threshold_given else None}
+    if settings.network_factory is None:
+        return TextPromptLocalizer.from_checkpoint(settings.checkpoint, device=settings.device,
+                                                   text_model_name_or_path=settings.text_model, **overrides)
+    from monai_afloc.inference_settings import default_inference_settings
+
+    net = _factory_network(settings)
+    defaults = default_inference_settings(net, settings.image_size, sigma=overrides["sigma"],
+                                          threshold=overrides["threshold"])
+    return TextPromptLocalizer(net, **defaults.to_dict())
+
+
+def build_network(settings: AFLocAppSettings) -> torch.nn.Module:
+    """The network of :func:`build_localizer` (kept for callers that need the network alone)."""
+    return build_localizer(settings).network
 
 
 def build_bundle_localizer(settings: AFLocAppSettings) -> tuple[TextPromptLocalizer, list[str], float]:
@@ -209,27 +228,8 @@ def build_bundle_localizer(settings: AFLocAppSettings) -> tuple[TextPromptLocali
     prompts = parser.get_parsed_content("prompts")
     if isinstance(prompts, str) or not isinstance(prompts, (list, tuple)) or not prompts:
         raise ValueError(f"--conf bundle: the bundle's 'prompts' must be a non-empty list, got {prompts!r}.")
-    threshold = settings.threshold if settings.threshold_given else parser.get_parsed_content("threshold")
+    threshold = settings.threshold if settings.threshold_given else localizer.threshold
     return localizer, [str(p) for p in prompts], parse_threshold(threshold)
-
-
-def _default_image_size(settings: AFLocAppSettings) -> int:
-    if settings.image_size is not None:
-        return settings.image_size
-    if settings.checkpoint is not None:
-        from monai_afloc.engines.handlers import saved_training_settings
-
-        size = saved_training_settings(settings.checkpoint).get("image_size", 224)
-        return int(size) if isinstance(size, int) and size >= 32 else 224
-    return 224
-
-
-def _default_sigma(net: torch.nn.Module, image_size: int) -> float:
-    """1.5 cells on the reference 19-cell grid, scaled to this network's sentence-level grid (the bundle's rule)."""
-    grid_sizes = getattr(getattr(net, "image_encoder", None), "feature_grid_sizes", None)
-    if grid_sizes is None:
-        return 1.5
-    return 1.5 * grid_sizes(image_size)[1][0] / 19
 
 
 class AFLocMONAILabelApp(MONAILabelApp):
@@ -261,13 +261,10 @@ class AFLocMONAILabelApp(MONAILabelApp):
             self.localizer, self.bundle_prompts, self.bundle_threshold = build_bundle_localizer(self.afloc_settings)
             self.network = self.localizer.network
         else:
-            self.network = build_network(self.afloc_settings)
-            image_size = _default_image_size(self.afloc_settings)
-            sigma = self.afloc_settings.sigma
-            sigma = _default_sigma(self.network, image_size) if sigma is None else sigma
-            self.localizer = TextPromptLocalizer(
-                self.network, sigma=sigma, image_size=image_size, threshold=self.afloc_settings.threshold
-            )
+            self.localizer = build_localizer(self.afloc_settings)
+            self.network = self.localizer.network
+        s = self.afloc_settings
+        self.task_threshold = s.threshold if s.threshold_given else self.localizer.threshold
         self._afloc_lock = threading.Lock()
         super().__init__(
             app_dir=app_dir,
@@ -298,7 +295,8 @@ class AFLocMONAILabelApp(MONAILabelApp):
     def init_infers(self) -> dict[str, Any]:
         s = self.afloc_settings
         infers: dict[str, Any] = {
-            name: AFLocPromptInferTask(self.localizer, findings=findings, threshold=s.threshold, lock=self._afloc_lock)
+            name: AFLocPromptInferTask(self.localizer, findings=findings, threshold=self.task_threshold,
+                                       lock=self._afloc_lock)
             for name, findings in s.finding_sets.items()
         }
         if self.bundle_prompts is not None:
@@ -311,7 +309,7 @@ class AFLocMONAILabelApp(MONAILabelApp):
                 lock=self._afloc_lock,
             )
         if s.free_text:
-            infers["afloc_prompt"] = AFLocPromptInferTask(self.localizer, None, threshold=s.threshold,
+            infers["afloc_prompt"] = AFLocPromptInferTask(self.localizer, None, threshold=self.task_threshold,
                                                           lock=self._afloc_lock)
         return infers
 

@@ -28,6 +28,7 @@ MONAI Label is imported through ``optional_import``: this module imports without
 
 from __future__ import annotations
 
+import contextvars
 import os
 import tempfile
 import threading
@@ -56,6 +57,7 @@ HTTPException, has_fastapi = optional_import("fastapi", name="HTTPException")
 Image, _ = optional_import("PIL.Image")
 
 __all__ = [
+    "UPLOADED_IMAGE",
     "AFLocPromptInferTask",
     "finding_prompt_text",
     "label_from_heatmaps",
@@ -63,6 +65,10 @@ __all__ = [
     "http_error",
     "is_inside",
 ]
+
+#: set by the ``/infer`` guard (:mod:`~monai_afloc.apps.monailabel.server`) while a request with an uploaded file
+#: runs (its temporary copy is then allowed); here, below both the app and the guard, so neither imports the other
+UPLOADED_IMAGE: contextvars.ContextVar[bool] = contextvars.ContextVar("afloc_uploaded_image", default=False)
 
 
 def finding_prompt_text(finding: str) -> str:
@@ -224,17 +230,14 @@ class AFLocPromptInferTask(InferTask):
             raise AFLocRequestError(404, f"image {path!r} not found.")
         return path
 
-    @staticmethod
-    def _image_shape(path: str) -> tuple[int, int]:
-        """Read the image once with the localizer's loader: 422 with the reason when it cannot be read as 2D."""
-        from monai_afloc.transforms.image.array import LoadGrayscaleImage
-
+    def _read_image(self, path: str) -> Any:
+        """Decode the image once, with the localizer's own loader (its output is what the localizer is given): 422
+        with the reason when it cannot be read as 2D."""
         try:
-            img = LoadGrayscaleImage()(path)
+            return self.localizer.preprocess.loader(path)
         except Exception as e:  # a corrupt or unsupported file is the client's problem, not a server error
             raise AFLocRequestError(422, f"cannot read image {os.path.basename(path)!r} as a 2D image: "
                                          f"{type(e).__name__}: {e}") from None
-        return int(img.shape[-2]), int(img.shape[-1])
 
     def parse(self, request: Any) -> tuple[list[str], float, OutputKind]:
         """The request's prompts (as sent), threshold and output kind, with this task's defaults."""
@@ -251,13 +254,14 @@ class AFLocPromptInferTask(InferTask):
         try:
             prompts, threshold, kind = self.parse(request)
             path = self._image_path(request.get("image"))
-            shape = self._image_shape(path)
+            image = self._read_image(path)
+            shape = (int(image.shape[-2]), int(image.shape[-1]))
         except AFLocRequestError as e:
             raise http_error(e) from None
         texts = [self.findings[p] for p in prompts] if self.findings is not None else prompts
         t_read = time.perf_counter()
         with self.lock:
-            out = self.localizer(path, texts, return_boxes=True, threshold=threshold)
+            out = self.localizer([image], texts, return_boxes=True, threshold=threshold)
         t_infer = time.perf_counter()
         heatmaps = out["heatmaps"][0]
         if tuple(heatmaps.shape[-2:]) != shape:

@@ -25,8 +25,7 @@ import logging
 
 from monai.utils import OptionalImportError
 
-from monai_afloc.apps.monailabel.app import UPLOADED_IMAGE
-from monai_afloc.apps.monailabel.infer import http_error
+from monai_afloc.apps.monailabel.infer import UPLOADED_IMAGE, http_error
 from monai_afloc.apps.monailabel.params import AFLocRequestError, parse_params_json
 
 __all__ = ["install_infer_params_guard", "guarded_run_inference"]

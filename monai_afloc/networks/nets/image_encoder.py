@@ -197,13 +197,43 @@ class AFLocImageEncoder(nn.Module):
         }
 
     def feature_grid_sizes(self, input_size: int | Sequence[int] = 224) -> tuple[tuple[int, int], tuple[int, int]]:
-        """The (h2, w2) word-level and (h3, w3) sentence-level grid sizes for an input image of ``input_size``."""
-        size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+        """
+        The ``(h2, w2)`` word-level and ``(h3, w3)`` sentence-level grid sizes for an input image of ``input_size``
+        (ignored when the encoder resizes every input to its own ``input_size``).
+
+        Computed by arithmetic from the backbone's strides (no forward pass, so no tensor is made on any device):
+        ResNets halve with ``ceil`` four times to layer3 (stem convolution, max pool, layer2, layer3; three times
+        with ``stem_pool=False``, so every grid doubles); DenseNet-121
+        halves with ``ceil`` twice (stem convolution, max pool) and with ``floor`` in each transition's 2×2 average
+        pool. Reference (ResNet-50, 299): ``((38, 38), (19, 19))``.
+
+        Example::
+
+            >>> AFLocImageEncoder("resnet18", embed_dim=8, input_size=None).feature_grid_sizes(128)
+            ((16, 16), (8, 8))
+        """
+        if isinstance(input_size, int) and not isinstance(input_size, bool):
+            size = (input_size, input_size)
+        elif isinstance(input_size, Sequence) and len(input_size) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in input_size
+        ):
+            size = (int(input_size[0]), int(input_size[1]))
+        else:
+            raise TypeError(f"input_size must be an int or a pair of ints, got {input_size!r}.")
         if self.input_size is not None:
             size = (self.input_size, self.input_size)
-        was_training = self.training
-        self.eval()
-        with torch.no_grad():
-            f2, f3, _ = self._features(torch.zeros(1, self.in_channels, *size))
-        self.train(was_training)
-        return (f2.shape[-2], f2.shape[-1]), (f3.shape[-2], f3.shape[-1])
+        if min(size) < 1:
+            raise ValueError(f"input_size must be positive, got {size}.")
+
+        def grids(n: int) -> tuple[int, int]:
+            n = -(-n // 2)  # stem convolution (stride 2, ceil)
+            if self.stem_pool:
+                n = -(-n // 2)  # stem max pool (stride 2, ceil); without it (stem_pool=False) every grid doubles
+            if self.backbone_name == "densenet121":
+                word = n // 2  # transition1: 2x2 average pool, floor
+                return word, word // 2  # transition2
+            word = -(-n // 2)  # layer2 (stride 2, ceil)
+            return word, -(-word // 2)  # layer3
+
+        (h2, h3), (w2, w3) = grids(size[0]), grids(size[1])
+        return (h2, w2), (h3, w3)

@@ -9,21 +9,20 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Image transforms for AFLoc: grayscale loading, reference resize/pad/crop, equalization, geometry mapping."""
+"""Image transforms for AFLoc: grayscale reading (``io``), the INTER_AREA port (``inter_area``), the reference
+resize/pad/crop, equalization and the whole chain (``array``, ``dictionary``), geometry mapping (``geometry``)."""
 
 from __future__ import annotations
 
 from .array import (
-    IMAGE_FORMATS,
+    MIN_IMAGE_SIZE,
     RESIZE_INTERPOLATIONS,
     AFLocImagePreprocess,
     CenterCropFrame,
     EqualizeHistogram,
-    LoadGrayscaleImage,
     ResizeLongestSidePad,
+    check_image_size,
     equalize_histogram,
-    resize_inter_area,
-    scale_by_max_to_uint8,
 )
 from .dictionary import (
     AFLocImagePreprocessD,
@@ -42,6 +41,8 @@ from .dictionary import (
     ResizeLongestSidePadd,
     ResizeLongestSidePadDict,
 )
+from .inter_area import resize_inter_area
+from .io import IMAGE_FORMATS, LoadGrayscaleImage, scale_by_max_to_uint8
 from .geometry import (
     GEOMETRY_META_KEY,
     ORIGINAL_SIZE_META_KEY,
@@ -73,6 +74,8 @@ __all__ = [
     "EqualizeHistogram",
     "CenterCropFrame",
     "AFLocImagePreprocess",
+    "MIN_IMAGE_SIZE",
+    "check_image_size",
     "LoadGrayscaleImaged",
     "LoadGrayscaleImageD",
     "LoadGrayscaleImageDict",

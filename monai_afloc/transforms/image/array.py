@@ -10,9 +10,11 @@
 # limitations under the License.
 
 """
-Array image transforms of the AFLoc reference preprocessing: grayscale loading (PNG/JPG, DICOM, 2D NIfTI) in
-row-major display orientation, OpenCV-exact ``INTER_AREA`` resizing of the longest side with zero padding to a
-square, scikit-image-exact histogram equalization, the training centre crop, and the whole chain.
+Array image transforms of the AFLoc reference preprocessing: resizing of the longest side (OpenCV-exact
+``INTER_AREA``, :mod:`~monai_afloc.transforms.image.inter_area`) with zero padding to a square, scikit-image-exact
+histogram equalization, the training centre crop, and the whole chain from a file (read by
+:mod:`~monai_afloc.transforms.image.io`). ``LoadGrayscaleImage``, ``scale_by_max_to_uint8``, ``IMAGE_FORMATS`` and
+``resize_inter_area`` are re-exported here for existing imports.
 
 Images are channel-first ``[C, H, W]`` with row ``y`` down and column ``x`` right, as a viewer shows them.
 """
@@ -20,7 +22,6 @@ Images are channel-first ``[C, H, W]`` with row ``y`` down and column ``x`` righ
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,10 +29,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.data import MetaTensor
-from monai.data.image_reader import NibabelReader, PILReader
 from monai.transforms import NormalizeIntensity, RepeatChannel, ScaleIntensityRange
 from monai.transforms.transform import Transform
-from monai.utils import TransformBackends, look_up_option, optional_import
+from monai.utils import TransformBackends, look_up_option
 
 from monai_afloc.transforms.image.geometry import (
     GEOMETRY_META_KEY,
@@ -40,9 +40,9 @@ from monai_afloc.transforms.image.geometry import (
     center_crop_offset,
     longest_side_resize_shape,
 )
+from monai_afloc.transforms.image.inter_area import resize_inter_area
+from monai_afloc.transforms.image.io import IMAGE_FORMATS, LoadGrayscaleImage, scale_by_max_to_uint8
 
-pydicom, has_pydicom = optional_import("pydicom")
-PILImage, has_pil = optional_import("PIL.Image")
 
 __all__ = [
     "IMAGE_FORMATS",
@@ -55,188 +55,18 @@ __all__ = [
     "EqualizeHistogram",
     "CenterCropFrame",
     "AFLocImagePreprocess",
+    "MIN_IMAGE_SIZE",
+    "check_image_size",
 ]
 
-#: values of ``LoadGrayscaleImage(image_format=...)``
-IMAGE_FORMATS = ("pil", "dicom", "nifti")
 #: values of ``ResizeLongestSidePad(interpolation=...)``
 RESIZE_INTERPOLATIONS = ("cv2_area", "area", "bilinear")
 
-_PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm", ".ppm", ".pnm")
-_NIFTI_SUFFIXES = (".nii", ".nii.gz")
-_DICOM_SUFFIXES = (".dcm", ".dicom", ".dic", ".ima")
-_PIL_GRAY_MODES = ("L", "I;16", "I;16L", "I;16B", "I;16N", "I", "F")
-_DBL_EPSILON = sys.float_info.epsilon
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # pure functions
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def scale_by_max_to_uint8(data: np.ndarray) -> np.ndarray:
-    """
-    Rescale an array to the uint8 range by its maximum exactly as the AFLoc reference does for DICOM with OpenCV's
-    ``convertScaleAbs(x, alpha=255 / x.max())``: ``round_half_even(|x * float32(255 / max)|)`` computed in float32,
-    saturated to ``[0, 255]``. Negative values are folded by the absolute value, as in OpenCV. An all-zero (or
-    ``max == 0``) array gives zeros, as OpenCV does with an infinite ``alpha``.
-
-    Args:
-        data: a numeric array (any shape).
-
-    Returns:
-        float32 array of the same shape with integer values in ``[0, 255]``.
-
-    Raises:
-        ValueError: on empty or non-finite input.
-
-    Example::
-
-        >>> scale_by_max_to_uint8(np.array([0, 1000, 4095], dtype=np.uint16)).tolist()
-        [0.0, 62.0, 255.0]
-    """
-    arr = np.asarray(data)
-    if arr.size == 0:
-        raise ValueError("expected a non-empty array to rescale, got an empty one.")
-    if arr.dtype == bool:
-        arr = arr.astype(np.uint8)
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-        raise ValueError("expected finite pixel values, got NaN or infinity.")
-    peak = float(arr.max())
-    if peak == 0:
-        return np.zeros(arr.shape, dtype=np.float32)
-    alpha = np.float32(255.0 / peak)
-    out = np.abs(arr.astype(np.float32) * alpha)
-    return np.clip(np.rint(out), 0, 255).astype(np.float32)
-
-
-def _area_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """
-    OpenCV's ``computeResizeAreaTab`` as ``[T, out]`` tap tables: source index and float32 weight of the t-th term
-    of every output pixel, in OpenCV's summation order (unused taps: index 0, weight 0, which adds exactly 0).
-    """
-    inv = out_size / in_size
-    scale = 1.0 / inv
-    pos = np.arange(out_size, dtype=np.float64)
-    fsx1 = pos * scale
-    fsx2 = fsx1 + scale
-    cell = np.minimum(scale, in_size - fsx1)
-    sx2 = np.minimum(np.floor(fsx2).astype(np.int64), in_size - 1)
-    sx1 = np.minimum(np.ceil(fsx1).astype(np.int64), sx2)
-    left = (sx1 - fsx1) > 1e-3
-    right = (fsx2 - sx2) > 1e-3
-    n_full = np.maximum(sx2 - sx1, 0)
-    n_taps = int((left.astype(np.int64) + n_full + right.astype(np.int64)).max())
-    t = np.arange(n_taps)[:, None]
-    first_full = left.astype(np.int64)[None, :]
-    index = np.zeros((n_taps, out_size), dtype=np.int64)
-    weight = np.zeros((n_taps, out_size), dtype=np.float32)
-    is_left = (t == 0) & left[None, :]
-    index = np.where(is_left, sx1 - 1, index)
-    weight = np.where(is_left, ((sx1 - fsx1) / cell).astype(np.float32), weight)
-    is_full = (t >= first_full) & (t < first_full + n_full[None, :])
-    index = np.where(is_full, sx1[None, :] + t - first_full, index)
-    weight = np.where(is_full, (1.0 / cell).astype(np.float32)[None, :], weight)
-    is_right = (t == first_full + n_full[None, :]) & right[None, :]
-    index = np.where(is_right, sx2[None, :], index)
-    w_right = (np.minimum(np.minimum(fsx2 - sx2, 1.0), cell) / cell).astype(np.float32)
-    weight = np.where(is_right, w_right[None, :], weight)
-    return index, weight.astype(np.float32)
-
-
-def _linear_area_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """
-    OpenCV's bilinear fallback of ``INTER_AREA`` (used when a side grows): ``sx = floor(dx * scale)``,
-    ``fx = (dx + 1) - (sx + 1) / scale`` (0 if <= 0, else its fractional part), clamped at the last pixel.
-    Returns the two source indices and float32 ``fx``.
-    """
-    inv = out_size / in_size
-    scale = 1.0 / inv
-    pos = np.arange(out_size)
-    sx = np.floor(pos * scale).astype(np.int64)
-    fx = ((pos + 1) - (sx + 1) * inv).astype(np.float32)
-    fx = np.where(fx <= 0, np.float32(0), fx - np.floor(fx)).astype(np.float32)
-    at_edge = sx >= in_size - 1
-    fx = np.where(at_edge, np.float32(0), fx).astype(np.float32)
-    sx = np.where(at_edge, in_size - 1, sx)
-    return sx, np.minimum(sx + 1, in_size - 1), fx
-
-
-def resize_inter_area(img: torch.Tensor, spatial_size: tuple[int, int], reference_uint8: bool = True) -> torch.Tensor:
-    """
-    Resize the last two dimensions like OpenCV's ``cv2.resize(..., interpolation=cv2.INTER_AREA)``, bit for bit on
-    uint8-valued input (checked against OpenCV 5.0 on random and tie-prone images), on any device.
-
-    - Integer shrink factors (OpenCV's "fast area" path): block sums times ``float32(1 / area)``; 2x2 blocks round
-      half up (``(s + 2) >> 2``), the others half to even, as OpenCV does.
-    - Other shrink factors: OpenCV's fractional-coverage weights (float32), summed in OpenCV's order in float32:
-      horizontal taps then vertical taps. This is the separable ``Wy @ X @ Wx^T`` done tap by tap (a loop over at
-      most ``ceil(factor) + 2`` taps, vectorised over all pixels) so that the float32 rounding matches OpenCV's.
-    - A side that grows: OpenCV falls back to a bilinear variant; on uint8 input it uses 11-bit fixed-point
-      weights and its SIMD rounding ``((a >> 4) * b >> 16 + ...) + 2 >> 2``, which we reproduce in int64.
-
-    torch's ``interpolate(mode="area")`` (adaptive average pooling) differs from this for non-integer factors.
-
-    Args:
-        img: ``[..., H, W]`` real tensor.
-        spatial_size: ``(h, w)``.
-        reference_uint8: the input holds uint8 values (integers in ``[0, 255]``, not checked here) and the result
-            is rounded and saturated to uint8 values as OpenCV does on a uint8 image; ``False`` keeps float32.
-
-    Returns:
-        float32 tensor ``[..., h, w]`` on ``img``'s device.
-
-    Example::
-
-        >>> x = torch.arange(12.0).reshape(1, 3, 4)
-        >>> resize_inter_area(x, (1, 2), reference_uint8=False)
-        tensor([[[4.5000, 6.5000]]])
-    """
-    if not isinstance(img, torch.Tensor):
-        raise TypeError(f"img: expected a torch.Tensor [..., H, W], got {type(img).__name__}.")
-    if img.ndim < 2:
-        raise ValueError(f"img: expected a tensor [..., H, W], got shape {tuple(img.shape)}.")
-    h, w = (int(s) for s in spatial_size)
-    in_h, in_w = int(img.shape[-2]), int(img.shape[-1])
-    if h < 1 or w < 1:
-        raise ValueError(f"spatial_size: expected positive sizes, got {(h, w)}.")
-    x = torch.as_tensor(img).to(torch.float32)
-    if (h, w) == (in_h, in_w):
-        return x.clone()
-    dev = x.device
-    scale_y, scale_x = 1.0 / (h / in_h), 1.0 / (w / in_w)
-    if scale_x >= 1 and scale_y >= 1:
-        iscale_y, iscale_x = round(scale_y), round(scale_x)
-        if abs(scale_y - iscale_y) < _DBL_EPSILON and abs(scale_x - iscale_x) < _DBL_EPSILON:
-            blocks = x[..., : h * iscale_y, : w * iscale_x].reshape(*x.shape[:-2], h, iscale_y, w, iscale_x)
-            total = blocks.sum(dim=(-3, -1))
-            if reference_uint8 and (iscale_y, iscale_x) == (2, 2):
-                return torch.floor((total + 2) / 4).clamp_(0, 255)
-            out = total * torch.tensor(1.0 / (iscale_x * iscale_y), dtype=torch.float32, device=dev)
-            return out.round().clamp_(0, 255) if reference_uint8 else out
-        idx_x, wgt_x = (torch.as_tensor(a, device=dev) for a in _area_taps(in_w, w))
-        idx_y, wgt_y = (torch.as_tensor(a, device=dev) for a in _area_taps(in_h, h))
-        rows = x.new_zeros(*x.shape[:-1], w)
-        for t in range(idx_x.shape[0]):
-            rows = rows + x[..., idx_x[t]] * wgt_x[t]
-        out = x.new_zeros(*x.shape[:-2], h, w)
-        for t in range(idx_y.shape[0]):
-            out = out + rows[..., idx_y[t], :] * wgt_y[t][:, None]
-        return out.round().clamp_(0, 255) if reference_uint8 else out
-    x0, x1, fx = (torch.as_tensor(a, device=dev) for a in _linear_area_taps(in_w, w))
-    y0, y1, fy = (torch.as_tensor(a, device=dev) for a in _linear_area_taps(in_h, h))
-    if not reference_uint8:
-        rows = x[..., x0] * (1.0 - fx) + x[..., x1] * fx
-        return rows[..., y0, :] * (1.0 - fy)[:, None] + rows[..., y1, :] * fy[:, None]
-    coef = 2048.0  # OpenCV INTER_RESIZE_COEF_SCALE
-    a0, a1 = torch.round((1.0 - fx) * coef).long(), torch.round(fx * coef).long()
-    b0, b1 = torch.round((1.0 - fy) * coef).long()[:, None], torch.round(fy * coef).long()[:, None]
-    xi = x.round().long()
-    rows_i = xi[..., x0] * a0 + xi[..., x1] * a1
-    top = torch.clamp(rows_i[..., y0, :] >> 4, -32768, 32767)
-    bottom = torch.clamp(rows_i[..., y1, :] >> 4, -32768, 32767)
-    acc = ((top * b0) >> 16) + ((bottom * b1) >> 16)
-    return ((acc + 2) >> 2).clamp_(0, 255).to(torch.float32)
 
 
 def equalize_histogram(img: torch.Tensor, mask: torch.Tensor | None = None, num_bins: int = 256) -> torch.Tensor:
@@ -369,205 +199,6 @@ def _geometry_of(img: Any) -> PreprocessGeometry | None:
 # ----------------------------------------------------------------------------------------------------------------
 # loading
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def _pil_to_gray(image: Any) -> Any:
-    """PILReader converter: keep grayscale modes (8/16/32-bit, float), convert the others to 8-bit luminance."""
-    if image.mode in _PIL_GRAY_MODES:
-        return image
-    # RGB/RGBA/P/CMYK/YCbCr/1/LA -> "L": ITU-R 601-2 luma L = (19595 R + 38470 G + 7471 B + 2^15) >> 16; alpha dropped
-    return image.convert("L")
-
-
-def _detect_format(path: str) -> str:
-    lower = path.lower()
-    if lower.endswith(_NIFTI_SUFFIXES):
-        return "nifti"
-    if lower.endswith(_DICOM_SUFFIXES):
-        return "dicom"
-    if lower.endswith(_PIL_SUFFIXES):
-        return "pil"
-    with open(path, "rb") as f:
-        head = f.read(132)
-    return "dicom" if head[128:132] == b"DICM" else "pil"
-
-
-def _shift_nonnegative(arr: np.ndarray) -> np.ndarray:
-    arr = np.asarray(arr)
-    if arr.dtype.kind in "iuf" and arr.size and arr.min() < 0:
-        return arr.astype(np.float64) - float(arr.min())
-    return arr
-
-
-class LoadGrayscaleImage(Transform):
-    """
-    Load a 2D image file as a grayscale ``MetaTensor [1, H, W]`` of float32 uint8-range values (integers in
-    ``[0, 255]``) in row-major display orientation (row = y down, column = x right, as a viewer shows it).
-
-    Formats and intensity handling (chosen to match the AFLoc reference, which reads with ``cv2.imread(p, 0)`` and
-    ``pydicom`` + ``cv2.convertScaleAbs``):
-
-    - PNG/JPG/BMP/TIFF (Pillow, through MONAI's ``PILReader(reverse_indexing=False)``; MONAI's ``LoadImage`` with
-      its default ``PILReader`` or ``ITKReader`` returns a 40 x 24 PNG as ``[24, 40]``, transposed): 8-bit
-      grayscale is kept as is (identical to ``cv2.imread(p, 0)`` for 8-bit PNG and grayscale JPEG, tested);
-      RGB/RGBA/palette images become 8-bit ITU-R 601-2 luminance (Pillow's ``convert("L")``; OpenCV's decoders may
-      differ by one gray level on colour images); 16-bit (and 32-bit/float) grayscale is rescaled to ``[0, 255]``
-      by its maximum like DICOM (``cv2.imread(p, 0)`` would instead keep the high byte). Pillow reads 16-bit RGB
-      PNG as 8-bit RGB.
-    - DICOM (pydicom; MONAI's ``PydicomReader`` swaps the axes, applies the rescale slope/intercept and ignores VOI
-      LUT and MONOCHROME1, so we decode ourselves): the raw stored values (no modality LUT, as in the reference);
-      if ``apply_voi_lut`` and the file has a VOI LUT or window centre/width, the modality LUT then
-      ``pydicom``'s ``apply_voi_lut`` are applied first (the AFLoc release does not window; its output is shifted
-      to be non-negative). Then ``x = round_saturate(|x * 255 / x.max()|)`` (``convertScaleAbs``), and MONOCHROME1
-      becomes ``255 - x``. Colour DICOM becomes luminance ``0.299 R + 0.587 G + 0.114 B`` before rescaling.
-      Multi-frame DICOM is rejected.
-    - NIfTI (MONAI's ``NibabelReader``, no reorientation): a ``[H, W]`` or ``[H, W, 1]`` volume whose first array
-      axis is taken as the rows. uint8 data is kept; other data is shifted to be non-negative if needed and
-      rescaled by its maximum like DICOM.
-
-    The output's meta holds ``filename_or_obj``, ``spatial_shape`` and ``afloc_original_size`` (both ``(H, W)``),
-    ``afloc_source_format``, and for DICOM ``afloc_photometric_interpretation``, ``afloc_voi_lut_applied`` and
-    ``afloc_pixel_spacing`` (row, col; when present).
-
-    Args:
-        image_format: ``None`` (from the suffix; files without a known suffix are sniffed for the DICOM
-            ``DICM`` marker, else read with Pillow), ``"pil"``, ``"dicom"`` or ``"nifti"``.
-        apply_voi_lut: apply a DICOM VOI LUT / window when the file has one.
-
-    Raises:
-        FileNotFoundError: the file does not exist (the message names it).
-        ValueError: the file cannot be decoded (the message names it) or is not a 2D image.
-        TypeError: the input is not a path.
-
-    Example::
-
-        >>> img = LoadGrayscaleImage()("chest.dcm")  # doctest: +SKIP
-        >>> img.shape, img.meta["afloc_original_size"]  # doctest: +SKIP
-        (torch.Size([1, 3000, 2500]), (3000, 2500))
-    """
-
-    backend = [TransformBackends.NUMPY, TransformBackends.TORCH]
-
-    def __init__(self, image_format: str | None = None, apply_voi_lut: bool = True) -> None:
-        if image_format is not None:
-            image_format = look_up_option(image_format, IMAGE_FORMATS)
-        if not isinstance(apply_voi_lut, bool):
-            raise TypeError(f"apply_voi_lut: expected a bool, got {type(apply_voi_lut).__name__}.")
-        self.image_format = image_format
-        self.apply_voi_lut = apply_voi_lut
-
-    def __call__(self, filename: str | os.PathLike) -> MetaTensor:
-        if not isinstance(filename, (str, os.PathLike)):
-            raise TypeError(f"filename: expected a path (str or os.PathLike), got {type(filename).__name__}.")
-        path = os.fspath(filename)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"image file not found: '{path}'.")
-        fmt = self.image_format or _detect_format(path)
-        extra: dict[str, Any] = {}
-        if fmt == "dicom":
-            gray, extra = self._read_dicom(path)
-        elif fmt == "nifti":
-            gray = self._read_nifti(path)
-        else:
-            gray = self._read_pil(path)
-        height, width = gray.shape
-        meta = {
-            "filename_or_obj": path,
-            "spatial_shape": (height, width),
-            "original_channel_dim": 0,
-            ORIGINAL_SIZE_META_KEY: (height, width),
-            "afloc_source_format": fmt,
-            **extra,
-        }
-        return MetaTensor(torch.from_numpy(np.ascontiguousarray(gray, dtype=np.float32))[None], meta=meta)
-
-    @staticmethod
-    def _require_2d(arr: np.ndarray, path: str) -> np.ndarray:
-        while arr.ndim > 2 and arr.shape[-1] == 1:
-            arr = arr[..., 0]
-        if arr.ndim != 2 or min(arr.shape) < 1:
-            raise ValueError(f"expected a 2D image, got shape {tuple(arr.shape)} in '{path}'.")
-        return arr
-
-    def _read_pil(self, path: str) -> np.ndarray:
-        if not has_pil:
-            raise ImportError(f"reading '{path}' needs Pillow: pip install pillow.")
-        reader = PILReader(converter=_pil_to_gray, reverse_indexing=False)
-        try:
-            data, meta = reader.get_data(reader.read(path))
-        except Exception as err:  # any decoder failure means a corrupt or unsupported file
-            raise ValueError(f"could not read image file '{path}' with Pillow: {err}") from err
-        arr = self._require_2d(np.asarray(data), path)
-        if meta.get("mode") == "L" or arr.dtype == np.uint8:
-            return arr.astype(np.float32)
-        return scale_by_max_to_uint8(_shift_nonnegative(arr))
-
-    def _read_nifti(self, path: str) -> np.ndarray:
-        reader = NibabelReader(as_closest_canonical=False)
-        try:
-            data, _ = reader.get_data(reader.read(path))
-        except Exception as err:
-            raise ValueError(f"could not read NIfTI file '{path}': {err}") from err
-        arr = self._require_2d(np.asarray(data), path)
-        if arr.dtype == np.uint8:
-            return arr.astype(np.float32)
-        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-            raise ValueError(f"NIfTI file '{path}' holds NaN or infinite values.")
-        return scale_by_max_to_uint8(_shift_nonnegative(arr))
-
-    def _read_dicom(self, path: str) -> tuple[np.ndarray, dict]:
-        if not has_pydicom:
-            raise ImportError(f"reading '{path}' needs pydicom: pip install pydicom.")
-        try:
-            ds = pydicom.dcmread(path, force=True)
-            if "PixelData" not in ds:
-                raise ValueError("the dataset has no PixelData element")
-            arr = np.asarray(ds.pixel_array)
-        except Exception as err:
-            raise ValueError(f"could not read DICOM file '{path}': {err}") from err
-        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
-        samples = int(ds.get("SamplesPerPixel", 1) or 1)
-        if samples == 3 and arr.ndim == 3 and arr.shape[-1] == 3:
-            arr = arr[..., 0] * 0.299 + arr[..., 1] * 0.587 + arr[..., 2] * 0.114
-        elif arr.ndim != 2:
-            raise ValueError(f"expected a 2D image, got shape {tuple(arr.shape)} in '{path}'.")
-        has_voi = "VOILUTSequence" in ds or "WindowCenter" in ds
-        voi_applied = False
-        if self.apply_voi_lut and has_voi and samples == 1:
-            try:
-                arr = _dicom_modality_lut(arr, ds)
-                arr = np.asarray(_dicom_voi_lut(arr, ds), dtype=np.float64)
-            except Exception as err:
-                raise ValueError(f"could not apply the VOI LUT of DICOM file '{path}': {err}") from err
-            arr = _shift_nonnegative(arr)
-            voi_applied = True
-        gray = scale_by_max_to_uint8(arr)
-        if photometric == "MONOCHROME1":
-            gray = 255.0 - gray
-        extra: dict[str, Any] = {
-            "afloc_photometric_interpretation": photometric,
-            "afloc_voi_lut_applied": voi_applied,
-        }
-        spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
-        if spacing is not None and len(spacing) == 2:
-            extra["afloc_pixel_spacing"] = (float(spacing[0]), float(spacing[1]))
-        return gray, extra
-
-
-def _dicom_modality_lut(arr: np.ndarray, ds: Any) -> np.ndarray:
-    try:
-        from pydicom.pixels import apply_modality_lut
-    except ImportError:  # pydicom < 3
-        from pydicom.pixel_data_handlers.util import apply_modality_lut
-    return apply_modality_lut(arr, ds)
-
-
-def _dicom_voi_lut(arr: np.ndarray, ds: Any) -> np.ndarray:
-    try:
-        from pydicom.pixels import apply_voi_lut
-    except ImportError:  # pydicom < 3
-        from pydicom.pixel_data_handlers.util import apply_voi_lut
-    return apply_voi_lut(arr, ds)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -711,6 +342,19 @@ class EqualizeHistogram(Transform):
         return _meta_tensor(out, meta, affine)
 
 
+#: the smallest image side AFLocImagePreprocess accepts (pixels): a smaller image carries too little to localize in
+#: (a 1 x 1 image would give a constant frame and a confident-looking score)
+MIN_IMAGE_SIZE = 16
+
+
+def check_image_size(height: int, width: int, what: str = "image", minimum: int = MIN_IMAGE_SIZE) -> None:
+    """Raise ``ValueError`` when ``height`` or ``width`` is below ``minimum`` pixels (:data:`MIN_IMAGE_SIZE`)."""
+    if min(height, width) < minimum:
+        raise ValueError(
+            f"{what} is {height} x {width} pixels; AFLoc needs at least {minimum} x {minimum} (MIN_IMAGE_SIZE)."
+        )
+
+
 class AFLocImagePreprocess(Transform):
     """
     The whole AFLoc reference image chain, from a file (or an already loaded grayscale image) to the network input.
@@ -732,7 +376,8 @@ class AFLocImagePreprocess(Transform):
         image_format: see :class:`LoadGrayscaleImage`.
         apply_voi_lut: see :class:`LoadGrayscaleImage`.
 
-    Input: a file path, or a grayscale image ``[1, H, W]`` / ``[H, W]`` (tensor, MetaTensor or array).
+    Input: a file path, or a grayscale image ``[1, H, W]`` / ``[H, W]`` (tensor, MetaTensor or array), at least
+    :data:`MIN_IMAGE_SIZE` (16) pixels on each side.
     Output: float32 ``MetaTensor [3, size, size]`` with values in ``[-1, 1]`` and ``afloc_geometry`` in its meta.
 
     Example::
@@ -781,6 +426,9 @@ class AFLocImagePreprocess(Transform):
         x, _, _ = _split(img)
         if x.ndim != 3 or x.shape[0] != 1:
             raise ValueError(f"img: expected a grayscale image [1, H, W] or [H, W], got shape {tuple(x.shape)}.")
+        meta = getattr(img, "meta", None) or {}
+        check_image_size(int(x.shape[1]), int(x.shape[2]), f"image '{meta['filename_or_obj']}'"
+                         if isinstance(meta.get("filename_or_obj"), str) else "img")
         out = self.resize(img)
         if self.equalize is not None:
             out = self.equalize(out)

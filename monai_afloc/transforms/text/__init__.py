@@ -47,10 +47,17 @@ from .negation import (
     NEGATION_SCOPE_STOPS,
     NEGATION_TERMINATORS,
     NEGATION_TWO_SIDED_TRIGGERS,
+    UNCERTAINTY_POST_TRIGGERS,
+    UNCERTAINTY_PRE_TRIGGERS,
+    UNCERTAINTY_PSEUDO_TRIGGERS,
+    MentionState,
     NegationMode,
     canonical_negation,
     is_negated,
+    mark_negated_mentions,
+    mention_states,
     negated_findings,
+    remove_negated_mentions,
 )
 
 __all__ = [
@@ -87,4 +94,11 @@ __all__ = [
     "is_negated",
     "negated_findings",
     "canonical_negation",
+    "MentionState",
+    "UNCERTAINTY_PRE_TRIGGERS",
+    "UNCERTAINTY_POST_TRIGGERS",
+    "UNCERTAINTY_PSEUDO_TRIGGERS",
+    "mention_states",
+    "remove_negated_mentions",
+    "mark_negated_mentions",
 ]

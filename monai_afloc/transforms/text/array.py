@@ -33,7 +33,13 @@ import torch
 from monai.transforms import RandomizableTransform, Transform
 from monai.utils import look_up_option, optional_import
 
-from monai_afloc.transforms.text.negation import NegationMode, canonical_negation, is_negated
+from monai_afloc.transforms.text.negation import (
+    NegationMode,
+    canonical_negation,
+    is_negated,
+    mark_negated_mentions,
+    remove_negated_mentions,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -108,7 +114,7 @@ def _check_sentences(sentences: Any) -> list[str]:
     return list(sentences)
 
 
-def clean_report(text: str, allow_empty: bool = False) -> list[str]:
+def clean_report(text: str, allow_empty: bool = False, keep_unicode: bool = False) -> list[str]:
     """
     Cleans a report and splits it into sentences exactly as the AFLoc/GLoRIA reference does:
 
@@ -119,6 +125,9 @@ def clean_report(text: str, allow_empty: bool = False) -> list[str]:
     4. non-ASCII characters are removed from each token (``token.encode("ascii", "ignore")``), tokens that become
        empty are dropped, and the rest are joined with single spaces.
 
+    Step 4 is a quirk of the release, kept for its weights (its vocabulary is ASCII); ``keep_unicode=True`` skips it
+    for a text model with a Unicode vocabulary ("Ödem", "épanchement pleural" stay as they are, lowercased).
+
     One deliberate difference: a piece whose tokens are all non-ASCII (it had >= 2 tokens, so the reference keeps it)
     would become the empty sentence ``""``; it is dropped here, since an empty sentence only adds a stray ``". "``
     to the joined text. (The reference's replacement of ``"\\ufffd\\ufffd"`` by a space is implied: ``\\ufffd`` is
@@ -128,9 +137,11 @@ def clean_report(text: str, allow_empty: bool = False) -> list[str]:
         text: the report.
         allow_empty: what to do when nothing survives the cleaning (empty text, only punctuation, only non-ASCII,
             only one-word pieces): return ``[]`` if True, raise ``ValueError`` if False (default).
+        keep_unicode: keep non-ASCII characters (step 4 skipped); default False, as the reference.
 
     Returns:
-        the cleaned sentences, in order: lowercase ASCII words separated by single spaces, no punctuation.
+        the cleaned sentences, in order: lowercase ASCII (or, with ``keep_unicode``, Unicode) words separated by
+        single spaces, no punctuation.
 
     Raises:
         TypeError: when ``text`` is not a str (None, bytes, a number, a NaN from an empty CSV cell, ...).
@@ -143,10 +154,11 @@ def clean_report(text: str, allow_empty: bool = False) -> list[str]:
     """
     text = _check_report(text)
     allow_empty = _check_bool("allow_empty", allow_empty)
+    keep_unicode = _check_bool("keep_unicode", keep_unicode)
     pieces = (piece for chunk in _NUMBERED_RE.split(text.replace("\n", " ")) for piece in chunk.split("."))
     token_lists = (_WORD_RE.findall(piece.lower()) for piece in pieces)
     ascii_lists = (
-        [a for a in (t.encode("ascii", "ignore").decode("ascii") for t in tokens) if a]
+        tokens if keep_unicode else [a for a in (t.encode("ascii", "ignore").decode("ascii") for t in tokens) if a]
         for tokens in token_lists
         if len(tokens) > 1
     )
@@ -165,15 +177,20 @@ class ReportToSentences(Transform):
 
     Args:
         allow_empty: return ``[]`` for a report that cleans to nothing instead of raising ``ValueError``.
+        keep_unicode: keep non-ASCII characters (for a text model with a Unicode vocabulary; the AFLoc release's
+            vocabulary is ASCII, so the default drops them as the reference does).
 
     Example::
 
         >>> ReportToSentences()("Heart size is normal. 2. No effusion.")
         ['heart size is normal', 'no effusion']
+        >>> ReportToSentences(keep_unicode=True)("Kein Pleuraerguss. Herz normal groß.")
+        ['kein pleuraerguss', 'herz normal groß']
     """
 
-    def __init__(self, allow_empty: bool = False) -> None:
+    def __init__(self, allow_empty: bool = False, keep_unicode: bool = False) -> None:
         self.allow_empty = _check_bool("allow_empty", allow_empty)
+        self.keep_unicode = _check_bool("keep_unicode", keep_unicode)
 
     def __call__(self, report: str) -> list[str]:
         """
@@ -184,7 +201,7 @@ class ReportToSentences(Transform):
             TypeError: when ``report`` is not a str.
             ValueError: when it cleans to nothing and ``allow_empty`` is False.
         """
-        return clean_report(report, allow_empty=self.allow_empty)
+        return clean_report(report, allow_empty=self.allow_empty, keep_unicode=self.keep_unicode)
 
 
 class JoinSentences(Transform):
@@ -430,13 +447,27 @@ class NegationFilter(Transform):
     - ``mode="mark"``: rewrites each negated sentence to its canonical form ``"no <finding>[ and no <finding>]"``
       (:func:`~monai_afloc.transforms.text.canonical_negation`), e.g. "pneumothorax is not seen" ->
       "no pneumothorax"; other sentences are unchanged;
-    - ``mode="keep"``: returns the sentences unchanged.
+    - ``mode="keep"``: returns the sentences unchanged;
+    - ``mode="drop_mentions"``: mention level: removes each negated finding with its trigger from its sentence and
+      keeps the affirmed rest (:func:`~monai_afloc.transforms.text.remove_negated_mentions`): "the lungs are clear
+      without effusion or pneumothorax" -> "the lungs are clear"; a sentence left without content is removed;
+    - ``mode="mark_mentions"``: mention level: rewrites each negated finding in place to ``"no <finding>"``
+      (:func:`~monai_afloc.transforms.text.mark_negated_mentions`).
+
+    The mention modes give lowercase words without punctuation (as :func:`clean_report` does). Uncertain findings
+    ("possible pneumonia", "effusion cannot be excluded") are a third state there, removed unless ``keep_uncertain``.
+
+    Measured on the real IU X-ray reports (``benchmarks/negation_real.py``, held-out even-numbered reports): see
+    CHANGELOG.md and the bundle docs for the figures.
 
     Args:
-        mode: one of :class:`~monai_afloc.transforms.text.NegationMode` (``"drop"``, ``"mark"``, ``"keep"``).
-        keep_last: with ``"drop"``, a report whose sentences are all negations keeps its last sentence (typically
-            the impression of a normal study, "no acute cardiopulmonary process") instead of becoming empty, so
-            that training never sees an empty text. Default False (an all-negated report gives ``[]``).
+        mode: one of :class:`~monai_afloc.transforms.text.NegationMode` (``"drop"``, ``"mark"``, ``"keep"``,
+            ``"drop_mentions"``, ``"mark_mentions"``).
+        keep_last: with ``"drop"`` / ``"drop_mentions"``, a report whose sentences are all negations keeps its last
+            sentence (typically the impression of a normal study, "no acute cardiopulmonary process") instead of
+            becoming empty, so that training never sees an empty text. Default False (an all-negated report gives
+            ``[]``).
+        keep_uncertain: with the mention modes, keep uncertain findings (by default only affirmed ones are kept).
 
     Example::
 
@@ -444,15 +475,18 @@ class NegationFilter(Transform):
         ['mild cardiomegaly']
         >>> NegationFilter("mark")(["pneumothorax is not seen", "mild cardiomegaly"])
         ['no pneumothorax', 'mild cardiomegaly']
+        >>> NegationFilter("drop_mentions")(["lungs are clear without effusion", "pneumothorax is not seen"])
+        ['lungs are clear']
     """
 
-    def __init__(self, mode: NegationMode | str = NegationMode.DROP, keep_last: bool = False) -> None:
+    def __init__(
+        self, mode: NegationMode | str = NegationMode.DROP, keep_last: bool = False, keep_uncertain: bool = False
+    ) -> None:
         if not isinstance(mode, str):
             raise TypeError(f"mode must be a str, one of {[m.value for m in NegationMode]}, got {type(mode).__name__}.")
-        if not isinstance(keep_last, bool):
-            raise TypeError(f"keep_last must be a bool, got {type(keep_last).__name__}.")
         self.mode = NegationMode(look_up_option(mode, NegationMode))
-        self.keep_last = keep_last
+        self.keep_last = _check_bool("keep_last", keep_last)
+        self.keep_uncertain = _check_bool("keep_uncertain", keep_uncertain)
 
     def __call__(self, sentences: Sequence[str]) -> list[str]:
         """
@@ -468,4 +502,10 @@ class NegationFilter(Transform):
             return kept if kept or not self.keep_last else list(sentences[-1:])
         if self.mode == NegationMode.MARK:
             return [canonical_negation(s) for s in sentences]
+        if self.mode in (NegationMode.DROP_MENTIONS, NegationMode.MARK_MENTIONS):
+            rewrite = remove_negated_mentions if self.mode == NegationMode.DROP_MENTIONS else mark_negated_mentions
+            kept = [t for t in (rewrite(s, self.keep_uncertain) for s in sentences) if t]
+            if kept or not self.keep_last or self.mode == NegationMode.MARK_MENTIONS:
+                return kept
+            return list(sentences[-1:])
         return sentences

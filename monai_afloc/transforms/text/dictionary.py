@@ -77,6 +77,7 @@ class ReportToSentencesd(MapTransform):
         keys: keys of the reports to transform. See also: :py:class:`monai.transforms.MapTransform`.
         allow_empty: return ``[]`` for a report that cleans to nothing instead of raising ``ValueError``.
         allow_missing_keys: don't raise an exception if a key is missing.
+        keep_unicode: keep non-ASCII characters (for a text model with a Unicode vocabulary).
 
     Example::
 
@@ -84,9 +85,15 @@ class ReportToSentencesd(MapTransform):
         {'report': ['no effusion', 'mild cardiomegaly']}
     """
 
-    def __init__(self, keys: KeysCollection, allow_empty: bool = False, allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        allow_empty: bool = False,
+        allow_missing_keys: bool = False,
+        keep_unicode: bool = False,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.splitter = ReportToSentences(allow_empty=allow_empty)
+        self.splitter = ReportToSentences(allow_empty=allow_empty, keep_unicode=keep_unicode)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -268,12 +275,15 @@ class TokenizeTextd(MapTransform):
 class NegationFilterd(MapTransform):
     """
     Dictionary-based version of :class:`monai_afloc.transforms.text.NegationFilter`: each key's sentence list is
-    filtered (``"drop"``), rewritten (``"mark"``) or left as it is (``"keep"``).
+    filtered (``"drop"``), rewritten (``"mark"``), left as it is (``"keep"``), or handled at the mention level
+    (``"drop_mentions"``, ``"mark_mentions"``).
 
     Args:
         keys: keys of the sentence lists. See also: :py:class:`monai.transforms.MapTransform`.
         mode: one of :class:`~monai_afloc.transforms.text.NegationMode`.
-        keep_last: with ``"drop"``, an all-negated report keeps its last sentence instead of becoming empty.
+        keep_last: with ``"drop"`` / ``"drop_mentions"``, an all-negated report keeps its last sentence instead of
+            becoming empty.
+        keep_uncertain: with the mention modes, keep uncertain findings (by default only affirmed ones are kept).
         allow_missing_keys: don't raise an exception if a key is missing.
 
     Example::
@@ -288,9 +298,10 @@ class NegationFilterd(MapTransform):
         mode: NegationMode | str = NegationMode.DROP,
         keep_last: bool = False,
         allow_missing_keys: bool = False,
+        keep_uncertain: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.filter = NegationFilter(mode=mode, keep_last=keep_last)
+        self.filter = NegationFilter(mode=mode, keep_last=keep_last, keep_uncertain=keep_uncertain)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)

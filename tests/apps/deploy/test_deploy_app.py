@@ -21,6 +21,7 @@ import glob
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,7 +29,7 @@ import unittest
 
 import numpy as np
 
-from tests.helpers import BrightnessAFLoc, make_tiny_bert, write_dx_dicom
+from tests.helpers import BrightnessAFLoc, make_tiny_bert, write_dx_dicom, write_sized_checkpoint
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 _HAS_DEPLOY = all(importlib.util.find_spec(m) is not None for m in ("monai.deploy", "highdicom", "holoscan"))
@@ -289,7 +290,7 @@ class TestDeployAppRealModel(unittest.TestCase):
         from monai_afloc.apps.deploy.bundle_app import run_bundle_app
 
         findings = [("Nodule", "nodule"), ("Pleural effusion", "pleural effusion")]
-        bundle = export_deploy_bundle(self.ckpt, os.path.join(self.tmp.name, "bundle"), findings, sigma=1.5)
+        bundle = export_deploy_bundle(self.ckpt, os.path.join(self.tmp.name, "bundle"), findings)  # its sigma
         cfg = {"findings": ["Nodule", "Pleural effusion"], "outputs": {"png": False}}
         out_b, out_m = os.path.join(self.tmp.name, "out_bundle"), os.path.join(self.tmp.name, "out_main")
         self.assertEqual(run_bundle_app(self.inp, out_b, bundle, config=cfg)["status"], "ok")
@@ -327,6 +328,42 @@ class TestDeployAppRealModel(unittest.TestCase):
         self.assertIn("neither a TorchScript deploy folder", proc.stderr)
         with open(os.path.join(out, "status.json")) as f:
             self.assertEqual(json.load(f)["status"], "failed")
+
+
+@needs_deploy
+class TestDeployEntryPoint(unittest.TestCase):
+    """The Deploy part of tests/test_entry_points.py: the app's inference operator, built by the app from ``-m
+    CHECKPOINT``, receives the Python API's heatmaps (1e-5) for a checkpoint trained at a non-default size."""
+
+    def test_operator_heatmaps_equal_the_api(self):
+        from unittest import mock
+
+        from monai_afloc.apps.deploy import run_app
+        from monai_afloc.apps.deploy.predictor import AFLocPredictor
+        from monai_afloc.inferers import TextPromptLocalizer
+
+        prompts = ["left pleural effusion", "cardiomegaly"]
+        with tempfile.TemporaryDirectory() as root:
+            ckpt, _, dcm = write_sized_checkpoint(root)
+            inp = os.path.join(root, "in")
+            os.makedirs(inp)
+            dcm = shutil.copy(dcm, os.path.join(inp, "cxr.dcm"))
+            ref = TextPromptLocalizer.from_checkpoint(ckpt)(dcm, prompts)["heatmaps"][0].numpy()
+            seen = []
+            original = AFLocPredictor.__call__
+
+            def record(self, path):
+                out = original(self, path)
+                seen.append(out["heatmaps"])
+                return out
+
+            config = {"findings": [], "prompts": [{"label": f"P{k}", "prompt": p} for k, p in enumerate(prompts)],
+                      "outputs": {"png": False}}
+            with mock.patch.object(AFLocPredictor, "__call__", record):
+                report = run_app(inp, os.path.join(root, "out"), ckpt, config=config)
+            self.assertEqual(report["status"], "ok", report)
+            self.assertEqual(len(seen), 1)
+            np.testing.assert_allclose(seen[0], ref, atol=1e-5, rtol=0)
 
 
 @needs_deploy

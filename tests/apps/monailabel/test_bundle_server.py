@@ -52,11 +52,11 @@ class TestBundleServer(unittest.TestCase):
         parser = ConfigParser()
         parser.read_config(os.path.join(BUNDLE, "configs", "inference.json"))
         cls.bundle_prompts = parser["prompts"]
-        cls.bundle_threshold = parser["threshold"]
         # the bundle's own localizer, built in this process the way the bundle builds it
         parser["bundle_root"], parser["checkpoint"], parser["text_model"] = BUNDLE, cls.ckpt, cls.bert
         parser["device"] = "$torch.device('cpu')"
         cls.loc = parser.get_parsed_content("inferer")
+        cls.bundle_threshold = cls.loc.threshold  # inference.json's threshold is null: the checkpoint's
 
     @classmethod
     def tearDownClass(cls):
