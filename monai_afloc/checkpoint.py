@@ -451,8 +451,9 @@ def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) ->
 
 
 #: the keys every format-1 ``afloc_config.json`` holds (all written by :func:`save_afloc_checkpoint`), per section.
-#: Two later additions are optional (older folders lack them): ``image_encoder.stem_pool`` (default True) and the
-#: top-level ``inference`` section, which :func:`load_inference_settings` reads strictly when present.
+#: Three later additions are optional (older folders lack them): ``image_encoder.stem_pool`` (default True),
+#: ``text_encoder.projection_bias`` (default True) and the top-level ``inference`` section, which
+#: :func:`load_inference_settings` reads strictly when present.
 _FORMAT1_KEYS: dict[str, tuple[str, ...]] = {
     "": ("format", "format_version", "monai_afloc_version", "torch_version", "image_encoder", "text_encoder",
          "weights", "extra"),
@@ -525,7 +526,7 @@ def _load_own(directory: str, text_model_name_or_path: str | None, map_location:
         embed_dim=img_cfg["embed_dim"],
         in_channels=img_cfg["in_channels"],
         input_size=img_cfg["input_size"],
-        # the one optional key: written since the option exists; older folders all had the reference stem
+        # optional: written since the option exists; older folders all had the reference stem
         stem_pool=bool(img_cfg.get("stem_pool", True)),
     )
     net = AFLoc(image, text)
