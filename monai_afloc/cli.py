@@ -68,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "whole demo takes under 10 minutes on 2 CPU cores; the same seed gives the same figures anywhere)")
     demo.add_argument("--minutes", type=float, default=None, help="optional wall-clock cap per trained model")
     demo.add_argument("--ladder", action="store_true",
-                      help="the calibration ladder instead: supervised segmentation, label CAM, AFLoc, global-only, "
-                      "word+global, prior and shuffled control at the same steps, for --seeds (mean ± sd)")
+                      help="the calibration ladder instead: supervised segmentation, label CAM, AFLoc, prior and "
+                      "shuffled control (with --ablations also global-only and word+global) at the same steps, for "
+                      "--seeds (mean ± sd)")
     demo.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds of --ladder")
     demo.add_argument("--ablations", action="store_true", help="also train global-only and word+global ablations")
     demo.add_argument("--n-train", type=int, default=800, help="synthetic pre-training cases")
@@ -153,7 +154,7 @@ def _demo(args: argparse.Namespace) -> int:
         overrides = parse_overrides(args.override)
         if args.ladder:
             result = run_ladder(args.out, steps=steps, seeds=args.seeds, n_train=args.n_train, n_test=args.n_test,
-                                overrides=overrides)
+                                overrides=overrides, ablations=args.ablations)
             print(result["table"])
             print(f"\nwritten to {os.path.abspath(args.out)}: ladder.json, ladder.md "
                   f"({(time.time() - start) / 60:.1f} min)")

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import torch
 
 __all__ = ["find_bundle", "train_with_bundle", "run_demo", "DEMO_SETTINGS", "DEFAULT_STEPS", "ABLATIONS"]
 
@@ -109,6 +110,45 @@ def _labels(items: list[dict], findings: list[str]) -> tuple[list[str], np.ndarr
     images = list(dict.fromkeys(it["image"] for it in items))
     present = {(it["image"], it["category"]) for it in items}
     return images, np.array([[int((p, f) in present) for f in findings] for p in images])
+
+
+def _comparison_figure(loc: Any, items: list[dict], priors: dict, path: str, n: int = 3) -> str:
+    """One PNG: for ``n`` test cases (rows), AFLoc's heatmap of the location-free prompt beside the prompt-only prior."""
+    import tempfile
+
+    import torch.nn.functional as F
+    from PIL import Image
+
+    from monai_afloc.apps.outputs import save_overlay
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, it in enumerate(items[:n]):
+            image = loc.preprocess.loader(it["image"])
+            out = loc([image], [it["prompt_location_free"]], return_boxes=True)
+            heat = out["heatmaps"][0, 0]
+            prior = priors["location_free"].get(it["prompt_location_free"].lower())
+            if prior is None:
+                continue
+            # the prior lives in the square training frame; the synthetic images are square, so a resize maps it back
+            prior = F.interpolate(torch.as_tensor(prior, dtype=torch.float32)[None, None], size=tuple(heat.shape[-2:]),
+                                  mode="bilinear", align_corners=False)[0, 0]
+            prior = 2 * (prior - prior.min()) / (prior.max() - prior.min()).clamp_min(1e-12) - 1
+            panels = []
+            for name, m in (("AFLoc", heat), ("prompt-only prior", prior)):
+                panel = os.path.join(tmp, f"{i}_{len(panels)}.png")
+                save_overlay(panel, image, m, title=f"{name}: {it['prompt_location_free']}", truth_boxes=it["boxes"])
+                panels.append(Image.open(panel).convert("RGB"))
+            rows.append(panels)
+        if not rows:
+            raise ValueError("no test case has a prompt-only prior to compare with.")
+        w, h = max(p.width for r in rows for p in r), max(p.height for r in rows for p in r)
+        sheet = Image.new("RGB", (2 * w, h * len(rows)), "white")
+        for r, panels in enumerate(rows):
+            for c, panel in enumerate(panels):
+                sheet.paste(panel, (c * w, r * h))
+        sheet.save(path)
+    return path
 
 
 def _overlays(loc: Any, items: list[dict], out_dir: str, n: int = 4) -> list[str]:
@@ -234,6 +274,9 @@ def run_demo(
             overlay_dir = os.path.join(out_dir, "overlays")
             os.makedirs(overlay_dir, exist_ok=True)
             metrics["overlays"] = _overlays(loc, items, overlay_dir)
+            metrics["comparison_figure"] = _comparison_figure(
+                loc, items, priors, os.path.join(overlay_dir, "afloc_vs_prior.png")
+            )
             final = os.path.join(out_dir, "models", "afloc")
             if os.path.isdir(final):
                 shutil.rmtree(final)
