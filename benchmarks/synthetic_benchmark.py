@@ -14,7 +14,11 @@ set and a longer budget, then a check of the issue's targets on location-free pr
 pointing game >= 0.60, CNR >= 1.5, mIoU >= 0.25, each >= 0.2 (CNR >= 0.5) above the prompt-only prior, and a mean
 detection AUROC >= 0.75. Prints the table, each target with PASS/FAIL, and writes everything under ``--out``.
 
-Usage: ``python benchmarks/synthetic_benchmark.py --minutes 60 --out bench_out [--ablations]`` (not part of CI).
+Usage: ``python benchmarks/synthetic_benchmark.py --minutes 60 --out bench_out [--ablations]`` (not part of CI):
+training runs for the minutes given (``--steps N`` instead fixes the iterations, the minutes then only cap them).
+``--ladder --steps N [--seeds 0 1 2]`` runs the calibration ladder instead (:mod:`monai_afloc.apps.ladder`: supervised
+segmentation, label CAM, AFLoc, prior, shuffled control, with ``--ablations`` also global-only and word+global; the
+same backbone, data and steps for every rung; mean ± sd over the seeds).
 ``--override KEY=VALUE`` (repeatable; VALUE read as JSON, else as a string) changes a bundle setting of the demo
 recipe, e.g. on a GPU ``--override backbone=resnet50 --override image_size=224 --override batch_size=64``.
 """
@@ -28,6 +32,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from monai_afloc.apps.demo import run_demo  # noqa: E402
+from monai_afloc.apps.ladder import run_ladder  # noqa: E402
 from monai_afloc.cli import parse_overrides  # noqa: E402
 
 
@@ -51,6 +56,10 @@ def check_targets(metrics: dict) -> list[tuple[str, float, float, bool]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--steps", type=int, default=None, help="fixed training iterations (default: as many as "
+                        "--minutes allow)")
+    parser.add_argument("--ladder", action="store_true", help="the calibration ladder at --steps instead")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds of --ladder")
     parser.add_argument("--out", default="synthetic_benchmark_out")
     parser.add_argument("--n-train", type=int, default=4000)
     parser.add_argument("--n-test", type=int, default=200)
@@ -63,7 +72,16 @@ def main() -> None:
         overrides = parse_overrides(args.override)
     except ValueError as e:
         parser.error(str(e))
-    metrics = run_demo(args.out, minutes=args.minutes, ablations=args.ablations, n_train=args.n_train,
+    if args.ladder:
+        if args.steps is None:
+            parser.error("--ladder needs --steps (every rung trains the same number of steps)")
+        result = run_ladder(args.out, steps=args.steps, seeds=args.seeds, n_train=args.n_train, n_test=args.n_test,
+                            overrides=overrides, ablations=args.ablations)
+        print(result["table"])
+        return
+    # without --steps the minutes are the budget: a step count no run reaches, capped by the minutes
+    steps = args.steps if args.steps is not None else 10**9
+    metrics = run_demo(args.out, steps=steps, minutes=args.minutes, ablations=args.ablations, n_train=args.n_train,
                        n_test=args.n_test, seed=args.seed, overrides=overrides)
     print(metrics["table"])
     print()
