@@ -170,18 +170,19 @@ class _LocalSimilarityFunction(torch.autograd.Function):
         regions, texts, lengths = ctx.saved_tensors
         need_regions, need_texts = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         a, eps, mm_dtype = ctx.attention_scale, ctx.eps, ctx.mm_dtype
-        if mm_dtype is not None:
-            return _reduced_precision_backward(ctx, grad_s, regions, texts, lengths, need_regions, need_texts)
         n_img, dim, n_reg = regions.shape
         tiny = torch.finfo(regions.dtype).tiny
         positions = torch.arange(texts.shape[2], device=texts.device)
+        # the matrix products' operands: float32 (reference) or the autocast dtype (float32 accumulation)
+        regions_mm = regions if mm_dtype is None else regions.to(mm_dtype)
         grad_regions = torch.zeros_like(regions) if need_regions else None
         grad_texts = torch.zeros_like(texts) if need_texts else None
         for idx, n_pos in ctx.plan:
             n_txt = idx.numel()
             k = n_txt * n_pos
             mask = positions[:n_pos] < lengths[idx, None]
-            st = _chunk_state(regions, texts[idx, :, :n_pos], mask, a, eps, keep=True)
+            st = _chunk_state(regions, texts[idx, :, :n_pos], mask, a, eps, keep=True, mm_dtype=mm_dtype,
+                              regions_mm=regions_mm)
             p, q, context, w, s = st["p"], st["q"], st["context"], st["w"], st["s"]
             g = grad_s[:, idx, :n_pos].reshape(n_img, k) * mask.reshape(1, k)
             # cosine s = <w, c> / max(|w| |c|, eps): ds/dc = w / denom - [unclamped] s c / |c|^2 (same for w)
@@ -193,11 +194,16 @@ class _LocalSimilarityFunction(torch.autograd.Function):
             if need_texts:
                 grad_w = (context * alpha[:, None, :]).sum(dim=0) - w * beta_w.sum(dim=0)
             grad_context = context.mul_(-beta_context[:, None, :]).addcmul_(alpha[:, None, :], w)
+            if mm_dtype is not None:
+                grad_context = grad_context.to(mm_dtype)
             del context, st
             # context = V q
             if need_regions:
-                grad_regions.baddbmm_(grad_context, q.transpose(1, 2))
-            grad_q = torch.bmm(regions.transpose(1, 2), grad_context)  # [Bi, R, k]
+                if mm_dtype is None:
+                    grad_regions.baddbmm_(grad_context, q.transpose(1, 2))
+                else:
+                    grad_regions += torch.bmm(grad_context, q.to(mm_dtype).transpose(1, 2))
+            grad_q = torch.bmm(regions_mm.transpose(1, 2), grad_context).to(regions.dtype)  # [Bi, R, k]
             del grad_context
             # q = softmax over regions of (a * p)
             grad_q.mul_(q)
@@ -208,70 +214,23 @@ class _LocalSimilarityFunction(torch.autograd.Function):
             grad_p4.mul_(p4)
             grad_p4.sub_(p4.mul_(grad_p4.sum(dim=-1, keepdim=True)))
             grad_att = grad_q
-            del p, p4, grad_p4
+            del p, p4, grad_p4, grad_q
             # att = V^T w
-            if need_regions:
-                grad_regions.baddbmm_(w.expand(n_img, dim, k), grad_att.transpose(1, 2))
+            if mm_dtype is None:
+                if need_regions:
+                    grad_regions.baddbmm_(w.expand(n_img, dim, k), grad_att.transpose(1, 2))
+                if need_texts:
+                    grad_w += torch.bmm(regions, grad_att).sum(dim=0)
+            else:  # one product over the whole image batch: [D, k] @ [k, Bi * R] and [D, Bi * R] @ [Bi * R, k]
+                grad_att = grad_att.to(mm_dtype).view(n_img * n_reg, k)
+                if need_regions:
+                    grad_regions += (w.to(mm_dtype) @ grad_att.t()).view(dim, n_img, n_reg).permute(1, 0, 2)
+                if need_texts:
+                    grad_w += regions_mm.permute(1, 0, 2).reshape(dim, n_img * n_reg) @ grad_att
             if need_texts:
-                grad_w += torch.bmm(regions, grad_att).sum(dim=0)
                 grad_texts[idx, :, :n_pos] = grad_w.view(dim, n_txt, n_pos).permute(1, 0, 2)
             del grad_att
         return grad_regions, grad_texts, None, None, None, None, None
-
-
-def _reduced_precision_backward(ctx, grad_s, regions, texts, lengths, need_regions, need_texts):
-    """
-    The backward pass of :class:`_LocalSimilarityFunction` with its matrix products in ``ctx.mm_dtype`` (float32
-    accumulation) and every elementwise step (softmax and cosine gradients) in float32. The products over the image
-    batch are written as single matrix products (``[D, Bi * R] @ [Bi * R, k]``) rather than batched ones.
-    """
-    a, eps, mm_dtype = ctx.attention_scale, ctx.eps, ctx.mm_dtype
-    n_img, dim, n_reg = regions.shape
-    tiny = torch.finfo(regions.dtype).tiny
-    positions = torch.arange(texts.shape[2], device=texts.device)
-    regions_mm = regions.to(mm_dtype)
-    regions_flat = regions_mm.permute(1, 0, 2).reshape(dim, n_img * n_reg)  # [D, Bi * R]
-    grad_regions = torch.zeros_like(regions) if need_regions else None
-    grad_texts = torch.zeros_like(texts) if need_texts else None
-    for idx, n_pos in ctx.plan:
-        n_txt = idx.numel()
-        k = n_txt * n_pos
-        mask = positions[:n_pos] < lengths[idx, None]
-        st = _chunk_state(regions, texts[idx, :, :n_pos], mask, a, eps, keep=True, mm_dtype=mm_dtype,
-                          regions_mm=regions_mm)
-        p, q, context, w, s = st["p"], st["q"], st["context"], st["w"], st["s"]
-        g = grad_s[:, idx, :n_pos].reshape(n_img, k) * mask.reshape(1, k)
-        alpha = g / st["denom"]
-        unclamped = st["norm"] > eps
-        beta_context = torch.where(unclamped, g * s / st["norm_context"].square().clamp(min=tiny), 0.0)
-        beta_w = torch.where(unclamped, g * s / st["norm_w"].square().clamp(min=tiny), 0.0)
-        grad_w = None
-        if need_texts:
-            grad_w = (context * alpha[:, None, :]).sum(dim=0) - w * beta_w.sum(dim=0)
-        grad_context = context.mul_(-beta_context[:, None, :]).addcmul_(alpha[:, None, :], w).to(mm_dtype)
-        del context, st
-        q_mm = q.to(mm_dtype)
-        if need_regions:
-            grad_regions += torch.bmm(grad_context, q_mm.transpose(1, 2))
-        del q_mm
-        grad_q = torch.bmm(regions_mm.transpose(1, 2), grad_context).to(regions.dtype)  # [Bi, R, k]
-        del grad_context
-        grad_q.mul_(q)
-        grad_q.sub_(q.mul_(grad_q.sum(dim=1, keepdim=True))).mul_(a)
-        del q
-        grad_p4, p4 = grad_q.view(n_img, n_reg, n_txt, n_pos), p.view(n_img, n_reg, n_txt, n_pos)
-        grad_p4.mul_(p4)
-        grad_p4.sub_(p4.mul_(grad_p4.sum(dim=-1, keepdim=True)))
-        del p, p4, grad_p4
-        grad_att = grad_q.to(mm_dtype).view(n_img * n_reg, k)  # [Bi * R, k]
-        del grad_q
-        if need_regions:
-            grad_regions += (w.to(mm_dtype) @ grad_att.t()).view(dim, n_img, n_reg).permute(1, 0, 2)
-        if need_texts:
-            grad_w += regions_flat @ grad_att
-            grad_texts[idx, :, :n_pos] = grad_w.view(dim, n_txt, n_pos).permute(1, 0, 2)
-        del grad_att
-    return grad_regions, grad_texts, None, None, None, None, None
 
 
 def _autocast_dtype(tensor: torch.Tensor) -> torch.dtype | None:
