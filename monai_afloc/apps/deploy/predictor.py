@@ -302,11 +302,16 @@ class AFLocPredictor:
         image = self.localizer.preprocess.loader(os.fspath(path))  # decoded once: the heatmaps and the display
         with torch.no_grad():
             out = self.localizer([image], self.prompts, return_masks=True, return_boxes=True, threshold=self.threshold)
+        heatmaps = out["heatmaps"][0]
+        if tuple(image.shape[-2:]) != tuple(heatmaps.shape[-2:]):  # a very large image was decoded reduced
+            from monai_afloc.apps.runner import image_like
+
+            image = image_like(image, heatmaps.shape[-2:])
         image = image[0].numpy()
         return {
             "labels": list(self.labels),
             "prompts": list(self.prompts),
-            "heatmaps": out["heatmaps"][0].float().cpu().numpy(),
+            "heatmaps": heatmaps.float().cpu().numpy(),
             "masks": out["masks"][0].cpu().numpy().astype(bool),
             "boxes": out["boxes"][0],
             "scores": [float(s) for s in out["scores"][0].cpu()],

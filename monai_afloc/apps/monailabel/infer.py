@@ -50,6 +50,7 @@ from monai_afloc.apps.monailabel.params import (
 )
 from monai_afloc.inferers.localizer import TextPromptLocalizer
 from monai_afloc.inferers.prompts import DEFAULT_FINDING_PROMPTS
+from monai_afloc.transforms.image.io import original_size_of
 
 InferTask, has_monailabel = optional_import("monailabel.interfaces.tasks.infer_v2", name="InferTask", as_type="base")
 InferType, _ = optional_import("monailabel.interfaces.tasks.infer_v2", name="InferType")
@@ -255,7 +256,7 @@ class AFLocPromptInferTask(InferTask):
             prompts, threshold, kind = self.parse(request)
             path = self._image_path(request.get("image"))
             image = self._read_image(path)
-            shape = (int(image.shape[-2]), int(image.shape[-1]))
+            shape = original_size_of(image)  # the file's size (a very large image is decoded reduced)
         except AFLocRequestError as e:
             raise http_error(e) from None
         texts = [self.findings[p] for p in prompts] if self.findings is not None else prompts

@@ -42,8 +42,17 @@ from .dictionary import (
     ResizeLongestSidePadDict,
 )
 from .inter_area import resize_inter_area
-from .io import IMAGE_FORMATS, LoadGrayscaleImage, scale_by_max_to_uint8
+from .io import (
+    DEFAULT_MAX_DECODE_SIZE,
+    IMAGE_FORMATS,
+    LoadGrayscaleImage,
+    box_reduce,
+    decode_factor,
+    original_size_of,
+    scale_by_max_to_uint8,
+)
 from .geometry import (
+    DECODE_FACTOR_META_KEY,
     GEOMETRY_META_KEY,
     ORIGINAL_SIZE_META_KEY,
     PreprocessGeometry,
@@ -66,6 +75,11 @@ __all__ = [
     "original_mask_to_frame",
     "valid_frame_masks",
     "ORIGINAL_SIZE_META_KEY",
+    "DECODE_FACTOR_META_KEY",
+    "DEFAULT_MAX_DECODE_SIZE",
+    "box_reduce",
+    "decode_factor",
+    "original_size_of",
     "scale_by_max_to_uint8",
     "resize_inter_area",
     "equalize_histogram",

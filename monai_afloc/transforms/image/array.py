@@ -34,6 +34,7 @@ from monai.transforms.transform import Transform
 from monai.utils import TransformBackends, look_up_option
 
 from monai_afloc.transforms.image.geometry import (
+    DECODE_FACTOR_META_KEY,
     GEOMETRY_META_KEY,
     ORIGINAL_SIZE_META_KEY,
     PreprocessGeometry,
@@ -41,7 +42,12 @@ from monai_afloc.transforms.image.geometry import (
     longest_side_resize_shape,
 )
 from monai_afloc.transforms.image.inter_area import resize_inter_area
-from monai_afloc.transforms.image.io import IMAGE_FORMATS, LoadGrayscaleImage, scale_by_max_to_uint8
+from monai_afloc.transforms.image.io import (
+    DEFAULT_MAX_DECODE_SIZE,
+    IMAGE_FORMATS,
+    LoadGrayscaleImage,
+    scale_by_max_to_uint8,
+)
 
 
 __all__ = [
@@ -190,6 +196,28 @@ def _meta_tensor(x: torch.Tensor, meta: dict, affine: Any) -> MetaTensor:
     return out
 
 
+def _full_size(meta: Mapping, height: int, width: int) -> tuple[int, int]:
+    """
+    The size the geometry refers to: the file's ``afloc_original_size`` when the loader decoded it at a reduced size
+    (``afloc_decode_factor`` ``f > 1``; the tensor must then be ``ceil(H / f) x ceil(W / f)``), else the tensor's.
+    """
+    factor = meta.get(DECODE_FACTOR_META_KEY, 1)
+    if factor is None or int(factor) == 1:
+        return height, width
+    factor = int(factor)
+    size = meta.get(ORIGINAL_SIZE_META_KEY)
+    if size is None:
+        raise ValueError(f"img: decoded at 1/{factor} of its size but its meta lacks '{ORIGINAL_SIZE_META_KEY}'.")
+    full = (int(size[0]), int(size[1]))
+    if (-(-full[0] // factor), -(-full[1] // factor)) != (height, width):
+        raise ValueError(
+            f"img: decoded at 1/{factor} of {full[0]} x {full[1]} pixels, so it should be "
+            f"{-(-full[0] // factor)} x {-(-full[1] // factor)}, but it is {height} x {width} (changed after "
+            "loading?); load it again or reset its afloc_decode_factor."
+        )
+    return full
+
+
 def _geometry_of(img: Any) -> PreprocessGeometry | None:
     meta = img.meta if isinstance(img, MetaTensor) else {}
     geometry = meta.get(GEOMETRY_META_KEY)
@@ -212,6 +240,10 @@ class ResizeLongestSidePad(Transform):
     centred with the odd pixel at the bottom/right (``pad_top = (size - h) // 2``), like the AFLoc reference's
     ``resize_img``. The short side is ``int(short * size / long)`` (the reference truncates; MONAI's
     ``Resize(size_mode="longest")`` rounds, so it is not reused).
+
+    An image that :class:`LoadGrayscaleImage` decoded at a reduced size (``afloc_decode_factor > 1`` in its meta)
+    is resized from its reduced pixels, but its geometry is that of the original size (``afloc_original_size``):
+    the same ``resized_size``, ``scale`` and pad as the full-size image, so heatmaps and boxes map to original pixels.
 
     The output's meta gets ``afloc_geometry`` (:meth:`PreprocessGeometry.to_dict`) for mapping heatmaps and boxes
     back (:mod:`monai_afloc.transforms.image.geometry`), and an affine updated for the resize and the pad. The
@@ -255,11 +287,12 @@ class ResizeLongestSidePad(Transform):
         x, meta, affine = _split(img)
         x = _check_image(x, self.reference_uint8)
         height, width = int(x.shape[-2]), int(x.shape[-1])
-        (h, w), scale = longest_side_resize_shape(height, width, self.size)
+        full = _full_size(meta, height, width)
+        (h, w), scale = longest_side_resize_shape(*full, self.size)
         resized = self.resize(x, (h, w))
         top, left = (self.size - h) // 2, (self.size - w) // 2
         out = F.pad(resized, (left, self.size - w - left, top, self.size - h - top), value=0.0)
-        geometry = PreprocessGeometry((height, width), (h, w), scale, (top, left), self.size)
+        geometry = PreprocessGeometry(full, (h, w), scale, (top, left), self.size)
         meta[GEOMETRY_META_KEY] = geometry.to_dict()
         meta.setdefault(ORIGINAL_SIZE_META_KEY, (height, width))
         step = (height / h, width / w)
@@ -375,6 +408,8 @@ class AFLocImagePreprocess(Transform):
         reference_uint8: see :class:`ResizeLongestSidePad`.
         image_format: see :class:`LoadGrayscaleImage`.
         apply_voi_lut: see :class:`LoadGrayscaleImage`.
+        max_decode_size: see :class:`LoadGrayscaleImage`: files whose longest side is above it (default 8192) are
+            decoded at a reduced size; the geometry keeps their original size.
 
     Input: a file path, or a grayscale image ``[1, H, W]`` / ``[H, W]`` (tensor, MetaTensor or array), at least
     :data:`MIN_IMAGE_SIZE` (16) pixels on each side.
@@ -399,6 +434,7 @@ class AFLocImagePreprocess(Transform):
         reference_uint8: bool = True,
         image_format: str | None = None,
         apply_voi_lut: bool = True,
+        max_decode_size: int | None = DEFAULT_MAX_DECODE_SIZE,
     ) -> None:
         for name, flag in (("train", train), ("equalize_hist", equalize_hist)):
             if not isinstance(flag, bool):
@@ -408,7 +444,7 @@ class AFLocImagePreprocess(Transform):
         if train and train_resize_size < size:
             raise ValueError(f"train_resize_size ({train_resize_size}) must be >= size ({size}) to crop.")
         self.train = train
-        self.loader = LoadGrayscaleImage(image_format=image_format, apply_voi_lut=apply_voi_lut)
+        self.loader = LoadGrayscaleImage(image_format, apply_voi_lut, max_decode_size)
         self.resize = ResizeLongestSidePad(train_resize_size if train else size, interpolation, reference_uint8)
         self.equalize = EqualizeHistogram(mask_zero=train) if equalize_hist else None
         self.crop = CenterCropFrame(size) if train else None

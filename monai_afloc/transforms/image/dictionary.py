@@ -31,6 +31,7 @@ from monai_afloc.transforms.image.array import (
     ResizeLongestSidePad,
 )
 from monai_afloc.transforms.image.geometry import GEOMETRY_META_KEY
+from monai_afloc.transforms.image.io import DEFAULT_MAX_DECODE_SIZE
 
 __all__ = [
     "LoadGrayscaleImaged",
@@ -94,9 +95,10 @@ class LoadGrayscaleImaged(MapTransform):
         image_format: str | None = None,
         apply_voi_lut: bool = True,
         allow_missing_keys: bool = False,
+        max_decode_size: int | None = DEFAULT_MAX_DECODE_SIZE,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.loader = LoadGrayscaleImage(image_format=image_format, apply_voi_lut=apply_voi_lut)
+        self.loader = LoadGrayscaleImage(image_format, apply_voi_lut, max_decode_size)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -214,6 +216,7 @@ class AFLocImagePreprocessd(_GeometryMapTransform):
         apply_voi_lut: bool = True,
         geometry_key_postfix: str = "geometry",
         allow_missing_keys: bool = False,
+        max_decode_size: int | None = DEFAULT_MAX_DECODE_SIZE,
     ) -> None:
         super().__init__(keys, geometry_key_postfix, allow_missing_keys)
         self.transform = AFLocImagePreprocess(
@@ -225,6 +228,7 @@ class AFLocImagePreprocessd(_GeometryMapTransform):
             reference_uint8=reference_uint8,
             image_format=image_format,
             apply_voi_lut=apply_voi_lut,
+            max_decode_size=max_decode_size,
         )
 
 

@@ -32,6 +32,7 @@ from monai.utils import look_up_option
 __all__ = [
     "GEOMETRY_META_KEY",
     "ORIGINAL_SIZE_META_KEY",
+    "DECODE_FACTOR_META_KEY",
     "PreprocessGeometry",
     "longest_side_resize_shape",
     "center_crop_offset",
@@ -48,6 +49,8 @@ __all__ = [
 GEOMETRY_META_KEY = "afloc_geometry"
 #: key of the ``(H, W)`` size of the image as loaded, in a ``MetaTensor``'s meta
 ORIGINAL_SIZE_META_KEY = "afloc_original_size"
+#: key of the integer factor by which ``LoadGrayscaleImage`` reduced a large image at decode (``1``: full size)
+DECODE_FACTOR_META_KEY = "afloc_decode_factor"
 
 _MAP_MODES = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")
 

@@ -12,7 +12,9 @@
 """
 Grayscale image reading for AFLoc: PNG/JPG (Pillow), DICOM (pydicom; MONOCHROME1, VOI LUT) and 2D NIfTI, in
 row-major display orientation, as ``MetaTensor [1, H, W]`` of uint8-range values (:class:`LoadGrayscaleImage`), and
-the reference's rescale-by-maximum (:func:`scale_by_max_to_uint8`).
+the reference's rescale-by-maximum (:func:`scale_by_max_to_uint8`). An image whose longest side exceeds
+``max_decode_size`` (:data:`DEFAULT_MAX_DECODE_SIZE`) is box-averaged by an integer factor on its stored integer
+data (:func:`box_reduce`) before any float copy, so memory is bounded by design (the network sees 224 px).
 """
 
 from __future__ import annotations
@@ -27,12 +29,20 @@ from monai.data.image_reader import NibabelReader, PILReader
 from monai.transforms.transform import Transform
 from monai.utils import TransformBackends, look_up_option, optional_import
 
-from monai_afloc.transforms.image.geometry import ORIGINAL_SIZE_META_KEY
+from monai_afloc.transforms.image.geometry import DECODE_FACTOR_META_KEY, ORIGINAL_SIZE_META_KEY
 
 pydicom, has_pydicom = optional_import("pydicom")
 PILImage, has_pil = optional_import("PIL.Image")
 
-__all__ = ["IMAGE_FORMATS", "scale_by_max_to_uint8", "LoadGrayscaleImage"]
+__all__ = [
+    "IMAGE_FORMATS",
+    "DEFAULT_MAX_DECODE_SIZE",
+    "scale_by_max_to_uint8",
+    "decode_factor",
+    "box_reduce",
+    "original_size_of",
+    "LoadGrayscaleImage",
+]
 
 #: values of ``LoadGrayscaleImage(image_format=...)``
 IMAGE_FORMATS = ("pil", "dicom", "nifti")
@@ -41,6 +51,87 @@ _PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".web
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _DICOM_SUFFIXES = (".dcm", ".dicom", ".dic", ".ima")
 _PIL_GRAY_MODES = ("L", "I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+#: default ``LoadGrayscaleImage(max_decode_size=...)``: images whose longest side is above it (pixels) are decoded at
+#: a reduced size. Every clinical radiograph (detectors up to about 4300 px, mammograms about 6000 px) stays below
+#: it and keeps the exact reference path; a 12000 x 12000 image is decoded at 6000 x 6000.
+DEFAULT_MAX_DECODE_SIZE = 8192
+_BAND_ELEMENTS = 1 << 21  # box_reduce's work per band of rows (16 MB of int64 / float64 sums)
+
+
+def decode_factor(height: int, width: int, max_size: int | None) -> int:
+    """
+    The integer reduction factor of an ``height x width`` image under ``max_size``: ``1`` when ``max_size`` is
+    ``None`` or the longest side is at most ``max_size``, else the smallest ``f`` with ``ceil(longest / f) <=
+    max_size`` (so the reduced longest side lies in ``(max_size / 2, max_size]``).
+
+    Example::
+
+        >>> decode_factor(12000, 12000, 8192), decode_factor(3000, 2500, 8192), decode_factor(9000, 100, None)
+        (2, 1, 1)
+    """
+    longest = max(int(height), int(width))
+    if max_size is None or longest <= max_size:
+        return 1
+    return -(-longest // int(max_size))
+
+
+def box_reduce(arr: np.ndarray, factor: int) -> np.ndarray:
+    """
+    Integer box average over the first two axes: output pixel ``(i, j)`` is the mean of
+    ``arr[i*f:(i+1)*f, j*f:(j+1)*f]`` (edge blocks of an image whose size is not a multiple of ``f`` average the
+    pixels they have), so the output is ``ceil(H / f) x ceil(W / f)``. Integer data are summed exactly in int64 and
+    the mean is rounded half to even back to ``arr``'s dtype; float data are averaged in float64 and kept in their
+    dtype. Works in bands of rows, so the extra memory is a few MB whatever the image size.
+
+    Args:
+        arr: ``[H, W, ...]`` numeric (or bool) array.
+        factor: integer ``f >= 1`` (``1`` returns ``arr`` itself).
+
+    Example::
+
+        >>> box_reduce(np.array([[0, 2, 9], [4, 6, 9]], np.uint8), 2).tolist()
+        [[3, 9]]
+    """
+    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
+        raise ValueError(f"factor: expected an integer >= 1, got {factor!r}.")
+    arr = np.asarray(arr)
+    if arr.ndim < 2:
+        raise ValueError(f"arr: expected an array [H, W, ...], got shape {arr.shape}.")
+    f = int(factor)
+    if f == 1:
+        return arr
+    if arr.dtype == bool:
+        arr = arr.view(np.uint8)
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"arr: expected integer or float pixel data, got dtype {arr.dtype}.")
+    height, width = arr.shape[:2]
+    acc = np.float64 if arr.dtype.kind == "f" else np.int64
+    starts_r, starts_c = np.arange(0, height, f), np.arange(0, width, f)
+    count_c = np.minimum(f, width - starts_c)
+    trailing = (1,) * (arr.ndim - 2)
+    out = np.empty((len(starts_r), len(starts_c), *arr.shape[2:]), dtype=arr.dtype)
+    band = max(1, _BAND_ELEMENTS // max(1, f * width * int(np.prod(arr.shape[2:], dtype=np.int64))))
+    for r0 in range(0, len(starts_r), band):  # bands of output rows: bounded memory, not a per-item loop
+        rows = arr[r0 * f : (r0 + band) * f]
+        sums = np.add.reduceat(rows, np.arange(0, rows.shape[0], f), axis=0, dtype=acc)
+        sums = np.add.reduceat(sums, starts_c, axis=1)
+        count_r = np.minimum(f, height - starts_r[r0 : r0 + band])
+        mean = sums / (count_r[:, None] * count_c[None, :]).reshape(*count_r.shape, len(count_c), *trailing)
+        out[r0 : r0 + band] = mean if acc is np.float64 else np.rint(mean)
+    return out
+
+
+def original_size_of(image: Any) -> tuple[int, int]:
+    """
+    ``(H, W)`` of the image file a :class:`LoadGrayscaleImage` output was decoded from (its meta's
+    ``afloc_original_size``; larger than the tensor when it was decoded at a reduced size), else the tensor's own.
+    """
+    meta = getattr(image, "meta", None) or {}
+    size = meta.get(ORIGINAL_SIZE_META_KEY)
+    if size is None:
+        return int(image.shape[-2]), int(image.shape[-1])
+    return int(size[0]), int(size[1])
 
 
 def scale_by_max_to_uint8(data: np.ndarray) -> np.ndarray:
@@ -133,7 +224,17 @@ class LoadGrayscaleImage(Transform):
       axis is taken as the rows. uint8 data is kept; other data is shifted to be non-negative if needed and
       rescaled by its maximum like DICOM.
 
-    The output's meta holds ``filename_or_obj``, ``spatial_shape`` and ``afloc_original_size`` (both ``(H, W)``),
+    Large images (bounded memory): when the longest side of the stored image is above ``max_decode_size``, the
+    stored data (uint8 / uint16 / ... as decoded, before any float copy and before the rescaling above) is
+    box-averaged by the integer factor ``f`` of :func:`decode_factor` (:func:`box_reduce`), and the output is
+    ``[1, ceil(H / f), ceil(W / f)]``. Its meta keeps the original ``(H, W)`` in ``afloc_original_size`` and ``f`` in
+    ``afloc_decode_factor``; :class:`ResizeLongestSidePad` builds the geometry from the original size, so heatmaps
+    and boxes map back to original pixels. Below the threshold nothing changes (``f = 1``, the exact reference
+    path). The reduced path is not the reference's: the frame differs from a full-size ``INTER_AREA`` by the
+    rounding of the box means (and, for DICOM, by windowing / rescaling the means rather than the pixels).
+
+    The output's meta holds ``filename_or_obj``, ``spatial_shape`` (the tensor's ``(H', W')``),
+    ``afloc_original_size`` (the file's ``(H, W)``), ``afloc_decode_factor`` (``1`` unless reduced),
     ``afloc_source_format``, and for DICOM ``afloc_photometric_interpretation``, ``afloc_voi_lut_applied`` and
     ``afloc_pixel_spacing`` (row, col; when present).
 
@@ -141,6 +242,8 @@ class LoadGrayscaleImage(Transform):
         image_format: ``None`` (from the suffix; files without a known suffix are sniffed for the DICOM
             ``DICM`` marker, else read with Pillow), ``"pil"``, ``"dicom"`` or ``"nifti"``.
         apply_voi_lut: apply a DICOM VOI LUT / window when the file has one.
+        max_decode_size: longest side (pixels) above which the image is decoded at a reduced size (see above);
+            default :data:`DEFAULT_MAX_DECODE_SIZE` (8192); ``None`` always decodes at full size.
 
     Raises:
         FileNotFoundError: the file does not exist (the message names it).
@@ -156,13 +259,31 @@ class LoadGrayscaleImage(Transform):
 
     backend = [TransformBackends.NUMPY, TransformBackends.TORCH]
 
-    def __init__(self, image_format: str | None = None, apply_voi_lut: bool = True) -> None:
+    def __init__(
+        self,
+        image_format: str | None = None,
+        apply_voi_lut: bool = True,
+        max_decode_size: int | None = DEFAULT_MAX_DECODE_SIZE,
+    ) -> None:
         if image_format is not None:
             image_format = look_up_option(image_format, IMAGE_FORMATS)
         if not isinstance(apply_voi_lut, bool):
             raise TypeError(f"apply_voi_lut: expected a bool, got {type(apply_voi_lut).__name__}.")
+        if max_decode_size is not None:
+            if isinstance(max_decode_size, bool) or not isinstance(max_decode_size, (int, np.integer)):
+                raise TypeError(f"max_decode_size: expected an int or None, got {type(max_decode_size).__name__}.")
+            if max_decode_size < 1:
+                raise ValueError(f"max_decode_size: expected an integer >= 1 or None, got {max_decode_size}.")
+            max_decode_size = int(max_decode_size)
         self.image_format = image_format
         self.apply_voi_lut = apply_voi_lut
+        self.max_decode_size = max_decode_size
+
+    def _reduce(self, arr: np.ndarray) -> tuple[np.ndarray, tuple[int, int], int]:
+        """The stored data box-reduced when its longest side is above ``max_decode_size``, its ``(H, W)``, ``f``."""
+        size = (int(arr.shape[0]), int(arr.shape[1]))
+        factor = decode_factor(*size, self.max_decode_size)
+        return box_reduce(arr, factor), size, factor
 
     def __call__(self, filename: str | os.PathLike) -> MetaTensor:
         if not isinstance(filename, (str, os.PathLike)):
@@ -173,21 +294,27 @@ class LoadGrayscaleImage(Transform):
         fmt = self.image_format or _detect_format(path)
         extra: dict[str, Any] = {}
         if fmt == "dicom":
-            gray, extra = self._read_dicom(path)
+            gray, size, factor, extra = self._read_dicom(path)
         elif fmt == "nifti":
-            gray = self._read_nifti(path)
+            gray, size, factor = self._read_nifti(path)
         else:
-            gray = self._read_pil(path)
-        height, width = gray.shape
+            gray, size, factor = self._read_pil(path)
         meta = {
             "filename_or_obj": path,
-            "spatial_shape": (height, width),
+            "spatial_shape": tuple(int(n) for n in gray.shape),
             "original_channel_dim": 0,
-            ORIGINAL_SIZE_META_KEY: (height, width),
+            ORIGINAL_SIZE_META_KEY: size,
+            DECODE_FACTOR_META_KEY: factor,
             "afloc_source_format": fmt,
             **extra,
         }
-        return MetaTensor(torch.from_numpy(np.ascontiguousarray(gray, dtype=np.float32))[None], meta=meta)
+        out = MetaTensor(torch.from_numpy(np.ascontiguousarray(gray, dtype=np.float32))[None], meta=meta)
+        if factor > 1:  # reduced pixel (i, j) is the block whose centre is original (f i + (f - 1) / 2, f j + ...)
+            affine = torch.eye(4, dtype=torch.float64)
+            affine[0, 0] = affine[1, 1] = float(factor)
+            affine[0, 3] = affine[1, 3] = (factor - 1) / 2.0
+            out.affine = affine
+        return out
 
     @staticmethod
     def _require_2d(arr: np.ndarray, path: str) -> np.ndarray:
@@ -197,7 +324,7 @@ class LoadGrayscaleImage(Transform):
             raise ValueError(f"expected a 2D image, got shape {tuple(arr.shape)} in '{path}'.")
         return arr
 
-    def _read_pil(self, path: str) -> np.ndarray:
+    def _read_pil(self, path: str) -> tuple[np.ndarray, tuple[int, int], int]:
         if not has_pil:
             raise ImportError(f"reading '{path}' needs Pillow: pip install pillow.")
         reader = PILReader(converter=_pil_to_gray, reverse_indexing=False)
@@ -205,25 +332,27 @@ class LoadGrayscaleImage(Transform):
             data, meta = reader.get_data(reader.read(path))
         except Exception as err:  # any decoder failure means a corrupt or unsupported file
             raise ValueError(f"could not read image file '{path}' with Pillow: {err}") from err
-        arr = self._require_2d(np.asarray(data), path)
+        arr, size, factor = self._reduce(self._require_2d(np.asarray(data), path))
+        del data
         if meta.get("mode") == "L" or arr.dtype == np.uint8:
-            return arr.astype(np.float32)
-        return scale_by_max_to_uint8(_shift_nonnegative(arr))
+            return arr.astype(np.float32), size, factor
+        return scale_by_max_to_uint8(_shift_nonnegative(arr)), size, factor
 
-    def _read_nifti(self, path: str) -> np.ndarray:
+    def _read_nifti(self, path: str) -> tuple[np.ndarray, tuple[int, int], int]:
         reader = NibabelReader(as_closest_canonical=False)
         try:
             data, _ = reader.get_data(reader.read(path))
         except Exception as err:
             raise ValueError(f"could not read NIfTI file '{path}': {err}") from err
-        arr = self._require_2d(np.asarray(data), path)
+        arr, size, factor = self._reduce(self._require_2d(np.asarray(data), path))  # a NaN stays NaN in its block
+        del data
         if arr.dtype == np.uint8:
-            return arr.astype(np.float32)
+            return arr.astype(np.float32), size, factor
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
             raise ValueError(f"NIfTI file '{path}' holds NaN or infinite values.")
-        return scale_by_max_to_uint8(_shift_nonnegative(arr))
+        return scale_by_max_to_uint8(_shift_nonnegative(arr)), size, factor
 
-    def _read_dicom(self, path: str) -> tuple[np.ndarray, dict]:
+    def _read_dicom(self, path: str) -> tuple[np.ndarray, tuple[int, int], int, dict]:
         if not has_pydicom:
             raise ImportError(f"reading '{path}' needs pydicom: pip install pydicom.")
         try:
@@ -235,7 +364,10 @@ class LoadGrayscaleImage(Transform):
             raise ValueError(f"could not read DICOM file '{path}': {err}") from err
         photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
         samples = int(ds.get("SamplesPerPixel", 1) or 1)
-        if samples == 3 and arr.ndim == 3 and arr.shape[-1] == 3:
+        colour = samples == 3 and arr.ndim == 3 and arr.shape[-1] == 3
+        if colour or arr.ndim == 2:  # the stored values, reduced before any float copy
+            arr, size, factor = self._reduce(arr)
+        if colour:
             arr = arr[..., 0] * 0.299 + arr[..., 1] * 0.587 + arr[..., 2] * 0.114
         elif arr.ndim != 2:
             raise ValueError(f"expected a 2D image, got shape {tuple(arr.shape)} in '{path}'.")
@@ -259,7 +391,7 @@ class LoadGrayscaleImage(Transform):
         spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
         if spacing is not None and len(spacing) == 2:
             extra["afloc_pixel_spacing"] = (float(spacing[0]), float(spacing[1]))
-        return gray, extra
+        return gray, size, factor, extra
 
 
 def _dicom_modality_lut(arr: np.ndarray, ds: Any) -> np.ndarray:
