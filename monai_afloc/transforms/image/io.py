@@ -32,7 +32,7 @@ from monai_afloc.transforms.image.geometry import ORIGINAL_SIZE_META_KEY
 pydicom, has_pydicom = optional_import("pydicom")
 PILImage, has_pil = optional_import("PIL.Image")
 
-__all__ = ["IMAGE_FORMATS", "scale_by_max_to_uint8", "LoadGrayscaleImage"]
+__all__ = ["IMAGE_FORMATS", "IMAGE_FILE_SUFFIXES", "scale_by_max_to_uint8", "LoadGrayscaleImage"]
 
 #: values of ``LoadGrayscaleImage(image_format=...)``
 IMAGE_FORMATS = ("pil", "dicom", "nifti")
@@ -40,6 +40,8 @@ IMAGE_FORMATS = ("pil", "dicom", "nifti")
 _PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm", ".ppm", ".pnm")
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _DICOM_SUFFIXES = (".dcm", ".dicom", ".dic", ".ima")
+#: file endings :class:`LoadGrayscaleImage` reads by their suffix (a folder of images expands to these files)
+IMAGE_FILE_SUFFIXES: tuple[str, ...] = _PIL_SUFFIXES + _NIFTI_SUFFIXES + _DICOM_SUFFIXES
 _PIL_GRAY_MODES = ("L", "I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 
