@@ -342,8 +342,8 @@ class TestBundleTrainInferEvaluate(unittest.TestCase):
 
     def test_evaluate(self):
         out = os.path.join(_TMP, "evaluate")
-        wf = ConfigWorkflow(
-            config_file=os.path.join(CONFIGS, "evaluate.json"),
+        wf = ConfigWorkflow(  # evaluate.json layers over train.json
+            config_file=[os.path.join(CONFIGS, "train.json"), os.path.join(CONFIGS, "evaluate.json")],
             meta_file=META,
             logging_file=LOGGING,
             workflow_type="eval",
