@@ -75,6 +75,7 @@ __all__ = [
     "save_afloc_checkpoint",
     "network_architecture",
     "load_bundle_state_dict",
+    "bundle_text_model",
     "load_bundle_weights",
     "load_bundle_network",
     "checkpoint_to_bundle_state_dict",
@@ -813,6 +814,27 @@ def network_architecture(net: AFLoc) -> dict[str, dict[str, Any]]:
             "center_momentum": text.center_momentum,
         },
     }
+
+
+def bundle_text_model(checkpoint: str | os.PathLike | None, text_model: str | os.PathLike | None = None) -> str | None:
+    """
+    The text model folder (or hub id) a bundle's ``network_def`` is described with: ``text_model`` when given; else,
+    for a monai_afloc checkpoint folder, the ``text_model/`` subfolder it saved (the text model's config and
+    tokenizer: the architecture it was trained with); else ``None`` (the offline default, all-MiniLM-L6-v2). Only
+    the path is read: no weights are loaded.
+    """
+    if text_model is not None:
+        return os.fspath(text_model)
+    if checkpoint is None:
+        return None
+    path = os.fspath(checkpoint)
+    if os.path.isfile(os.path.join(path, CONFIG_FILENAME)):
+        with open(os.path.join(path, CONFIG_FILENAME), encoding="utf-8") as f:
+            sub = json.load(f).get("text_encoder", {}).get("model_subfolder", TEXT_MODEL_SUBFOLDER)
+        folder = os.path.join(path, str(sub))
+        if os.path.isdir(folder):
+            return folder
+    return None
 
 
 def load_bundle_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -31,6 +31,7 @@ from PIL import Image
 from monai_afloc.apps.evaluation import item_frame_mask
 from monai_afloc.checkpoint import (
     bundle_state_dict_to_checkpoint,
+    bundle_text_model,
     checkpoint_to_bundle_state_dict,
     load_afloc_checkpoint,
     load_bundle_network,
@@ -82,6 +83,12 @@ class TestModelZooBundle(unittest.TestCase):
         self.assertNotIn("checkpoint", json.dumps(raw["network_def"]))
         net = _inference_parser(**self.keys).get_parsed_content("network_def")
         self.assertEqual(network_architecture(net), self.arch)
+        # with a checkpoint folder and no text_model, the folder's own text model describes it (not the default)
+        parser = _inference_parser(checkpoint=self.ckpt)
+        self.assertEqual(network_architecture(parser.get_parsed_content("network_def")), self.arch)
+        self.assertEqual(parser.get_parsed_content("network").text_encoder.embed_dim, 32)
+        self.assertEqual(bundle_text_model(self.model_pt), None)  # a state dict names no text model
+        self.assertEqual(bundle_text_model(self.ckpt, "/models/x"), "/models/x")
 
     def test_weights_both_ways(self):
         state = torch.load(self.model_pt, weights_only=True)  # a plain state dict, no pickled code
