@@ -779,7 +779,7 @@ def save_afloc_checkpoint(
     return directory
 
 
-# --- the MONAI Bundle's weights: models/model.pt, a plain state dict of the bundle's `network_def` ---------------------
+# --- the MONAI Bundle's weights: models/model.pt, a plain state dict of the bundle's `network_def` --------------------
 
 
 def network_architecture(net: AFLoc) -> dict[str, dict[str, Any]]:

@@ -82,7 +82,8 @@ def expand_image_paths(paths: Sequence[str | os.PathLike]) -> list[str]:
             and os.path.isfile(os.path.join(path, name))
         )
         if not found:
-            raise ValueError(f"folder {path!r} holds no image file (expected endings {', '.join(IMAGE_FILE_SUFFIXES)}).")
+            endings = ", ".join(IMAGE_FILE_SUFFIXES)
+            raise ValueError(f"folder {path!r} holds no image file (expected endings {endings}).")
         out.extend(found)
     return out
 

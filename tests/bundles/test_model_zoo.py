@@ -44,7 +44,8 @@ from monai_afloc.networks.nets import AFLoc, AFLocImageEncoder, AFLocTextEncoder
 from monai_afloc.transforms.image.geometry import geometry_for_size
 from tests.helpers import SkipIfNoModule, make_tiny_bert
 
-BUNDLE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "bundles", "afloc_chest_xray_localization"))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUNDLE = os.path.join(_REPO, "bundles", "afloc_chest_xray_localization")
 CONFIGS = os.path.join(BUNDLE, "configs")
 META = os.path.join(CONFIGS, "metadata.json")
 SCHEMA = os.path.join(BUNDLE, "docs", "metadata_schema.json")
