@@ -73,6 +73,13 @@ __all__ = [
     "load_inference_settings",
     "load_afloc_for_inference",
     "save_afloc_checkpoint",
+    "network_architecture",
+    "load_bundle_state_dict",
+    "bundle_text_model",
+    "load_bundle_weights",
+    "load_bundle_network",
+    "checkpoint_to_bundle_state_dict",
+    "bundle_state_dict_to_checkpoint",
 ]
 
 logger = logging.getLogger(__name__)
@@ -751,28 +758,17 @@ def save_afloc_checkpoint(
     safetensors_torch.save_file(
         state, weights_path, metadata={"format": "pt", "monai_afloc_format_version": str(CHECKPOINT_FORMAT_VERSION)}
     )
+    architecture = network_architecture(net)
     config = {
         "format": _FORMAT_NAME,
         "format_version": CHECKPOINT_FORMAT_VERSION,
         "monai_afloc_version": monai_afloc.__version__,
         "torch_version": torch.__version__,
-        "image_encoder": {
-            "backbone": image.backbone_name,
-            "embed_dim": image.embed_dim,
-            "in_channels": image.in_channels,
-            "input_size": image.input_size,
-            "stem_pool": image.stem_pool,
-        },
+        "image_encoder": architecture["image_encoder"],
         "text_encoder": {
             "model_subfolder": TEXT_MODEL_SUBFOLDER,
             "source": text.model_name_or_path,
-            "last_n_layers": text.last_n_layers,
-            "aggregation": text.aggregation,
-            "projection_dim": None if text.projection is None else int(text.projection.out_features),
-            "projection_bias": text.projection is None or text.projection.bias is not None,
-            "max_length": text.max_length,
-            "center": text.center,
-            "center_momentum": text.center_momentum,
+            **architecture["text_encoder"],
         },
         "weights": {"file": WEIGHTS_FILENAME, "sha256": _sha256(weights_path)},
         "inference": settings.to_dict(),
@@ -781,3 +777,215 @@ def save_afloc_checkpoint(
     with open(os.path.join(directory, CONFIG_FILENAME), "w", encoding="utf-8") as f:
         json.dump(config, f, indent=2, sort_keys=True)
     return directory
+
+
+# --- the MONAI Bundle's weights: models/model.pt, a plain state dict of the bundle's `network_def` --------------------
+
+
+def network_architecture(net: AFLoc) -> dict[str, dict[str, Any]]:
+    """
+    The constructor arguments of an :class:`~monai_afloc.networks.nets.AFLoc` that its weights do not show (the
+    ``image_encoder`` / ``text_encoder`` sections of ``afloc_config.json``, without the text model's source): two
+    networks with equal architectures and equal state dicts compute the same thing.
+
+    Raises:
+        TypeError: ``net`` is not an AFLoc of an :class:`AFLocImageEncoder` and an :class:`AFLocTextEncoder`.
+    """
+    if not isinstance(net, AFLoc) or not isinstance(net.image_encoder, AFLocImageEncoder) or not isinstance(
+        net.text_encoder, AFLocTextEncoder
+    ):
+        raise TypeError(f"net must be a monai_afloc AFLoc (AFLocImageEncoder + AFLocTextEncoder), got {net!r:.80}.")
+    image, text = net.image_encoder, net.text_encoder
+    return {
+        "image_encoder": {
+            "backbone": image.backbone_name,
+            "embed_dim": image.embed_dim,
+            "in_channels": image.in_channels,
+            "input_size": image.input_size,
+            "stem_pool": image.stem_pool,
+        },
+        "text_encoder": {
+            "last_n_layers": text.last_n_layers,
+            "aggregation": text.aggregation,
+            "projection_dim": None if text.projection is None else int(text.projection.out_features),
+            "projection_bias": text.projection is None or text.projection.bias is not None,
+            "max_length": text.max_length,
+            "center": text.center,
+            "center_momentum": text.center_momentum,
+        },
+    }
+
+
+def bundle_text_model(checkpoint: str | os.PathLike | None, text_model: str | os.PathLike | None = None) -> str | None:
+    """
+    The text model folder (or hub id) a bundle's ``network_def`` is described with: ``text_model`` when given; else,
+    for a monai_afloc checkpoint folder, the ``text_model/`` subfolder it saved (the text model's config and
+    tokenizer: the architecture it was trained with); else ``None`` (the offline default, all-MiniLM-L6-v2). Only
+    the path is read: no weights are loaded.
+    """
+    if text_model is not None:
+        return os.fspath(text_model)
+    if checkpoint is None:
+        return None
+    path = os.fspath(checkpoint)
+    if os.path.isfile(os.path.join(path, CONFIG_FILENAME)):
+        with open(os.path.join(path, CONFIG_FILENAME), encoding="utf-8") as f:
+            sub = json.load(f).get("text_encoder", {}).get("model_subfolder", TEXT_MODEL_SUBFOLDER)
+        folder = os.path.join(path, str(sub))
+        if os.path.isdir(folder):
+            return folder
+    return None
+
+
+def load_bundle_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """
+    Read a bundle's ``models/model.pt``: a plain state dict (``{name: tensor}``, as ``torch.save(net.state_dict())``
+    writes it) loaded with ``weights_only=True``; no code in the file runs.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a plain state dict (e.g. a nested ``{"model": ...}`` training checkpoint).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"bundle weights not found: {path!r}.")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, Mapping) or not state or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        keys = _fmt([str(k) for k in state]) if isinstance(state, Mapping) else ""
+        kind = f"a mapping with keys {keys}" if isinstance(state, Mapping) else type(state).__name__
+        raise ValueError(
+            f"{path!r} must hold a plain state dict {{name: tensor}} of the bundle's network_def, got {kind}."
+        )
+    return dict(state)
+
+
+def load_bundle_network(
+    network: AFLoc,
+    checkpoint: str | os.PathLike,
+    text_model_name_or_path: str | None = None,
+    device: str | torch.device | None = None,
+) -> AFLoc:
+    """
+    The bundle's checkpoint-loading step: ``network`` (the bundle's ``network_def``) with the weights of
+    ``checkpoint``, in ``eval()`` mode on ``device`` (``None``: CPU).
+
+    - a file ending in ``.pt`` / ``.pth`` that holds a plain state dict (the bundle's ``models/model.pt``): loaded
+      into ``network`` all-or-nothing (missing, unexpected or misshapen keys raise one error listing them). A state
+      dict records no architecture: ``network_def``'s keys (``backbone``, ``stem_pool``, ``encoder_input_size``, the
+      text model ...) must be those the weights were trained with, as in ``train.json``.
+    - a monai_afloc checkpoint folder or an AFLoc release ``.ckpt`` records its own architecture: the network is
+      built from it (:func:`load_afloc_checkpoint`) and returned; ``network`` is then not used, and a difference
+      between the two architectures is logged as a warning, so that the weights always run in the network they
+      were trained in.
+
+    Raises:
+        TypeError: ``network`` is not a monai_afloc AFLoc.
+        FileNotFoundError, ValueError: as :func:`load_bundle_state_dict` and :func:`load_afloc_checkpoint`.
+    """
+    wanted = network_architecture(network)
+    path = os.fspath(checkpoint)
+    target = torch.device("cpu" if device is None else device)
+    state = _bundle_state_or_none(path)
+    if state is not None:
+        _check_state_dict(state, network.state_dict(), f"{path!r}")
+        network.load_state_dict(state, strict=True)
+        return network.to(target).eval()
+    net = load_afloc_checkpoint(path, text_model_name_or_path=text_model_name_or_path)
+    diff = _architecture_diff(network_architecture(net), wanted)
+    if diff:
+        logger.warning(f"{path!r} records its own architecture, which is used; it differs from network_def in {diff}.")
+    return net.to(target).eval()
+
+
+def _bundle_state_or_none(path: str) -> dict[str, torch.Tensor] | None:
+    """The plain state dict of a ``.pt``/``.pth`` bundle weights file, else ``None`` (a folder, a release file)."""
+    if not (os.path.isfile(path) and path.lower().endswith((".pt", ".pth"))):
+        return None
+    try:
+        state = load_bundle_state_dict(path)
+    except ValueError:  # e.g. a release Lightning checkpoint named .pt: load_afloc_checkpoint reads it
+        return None
+    # a bare release state dict saved with torch.save keeps the release's names
+    return None if any(k.startswith(("afloc.", "img_encoder.")) for k in state) else state
+
+
+def _architecture_diff(recorded: Mapping[str, Mapping[str, Any]], wanted: Mapping[str, Mapping[str, Any]]) -> str:
+    return "; ".join(
+        f"{part}.{k}: checkpoint {v!r}, network_def {wanted[part][k]!r}"
+        for part in recorded for k, v in recorded[part].items() if wanted[part][k] != v
+    )
+
+
+def load_bundle_weights(
+    network: AFLoc, checkpoint: str | os.PathLike, text_model_name_or_path: str | None = None
+) -> AFLoc:
+    """
+    Load the weights of ``checkpoint`` into ``network`` itself (the bundle's ``network_def``; what ``finetune.json``
+    needs, where the optimizer and the savers hold that very module) and return it.
+
+    ``checkpoint`` is the bundle's plain ``models/model.pt``, a monai_afloc checkpoint folder or an AFLoc release
+    ``.ckpt``; for the last two the architecture they record must equal ``network``'s.
+
+    Raises:
+        ValueError: the architectures differ (the message names each differing constructor argument) or the
+            weights do not match (missing, unexpected, misshapen keys); nothing is loaded then.
+    """
+    wanted = network_architecture(network)
+    path = os.fspath(checkpoint)
+    state = _bundle_state_or_none(path)
+    if state is None:
+        source = load_afloc_checkpoint(path, text_model_name_or_path=text_model_name_or_path)
+        diff = _architecture_diff(network_architecture(source), wanted)
+        if diff:
+            raise ValueError(f"{path!r} was trained with another architecture than network_def ({diff}); set the "
+                             "bundle keys (backbone, stem_pool, encoder_input_size, text_model, ...) to match.")
+        state = source.state_dict()
+    _check_state_dict(state, network.state_dict(), f"{path!r}")
+    network.load_state_dict(state, strict=True)
+    return network
+
+
+def checkpoint_to_bundle_state_dict(
+    checkpoint: str | os.PathLike | AFLoc,
+    path: str | os.PathLike,
+    text_model_name_or_path: str | None = None,
+) -> dict[str, Any]:
+    """
+    Write a monai_afloc checkpoint folder, an AFLoc release ``.ckpt`` or a network as the bundle's plain state dict
+    (``models/model.pt``, ``torch.save(state_dict)``). Returns the architecture (:func:`network_architecture`) the
+    bundle's ``network_def`` keys must describe for those weights (the release: ``backbone`` ``resnet50``,
+    ``encoder_input_size`` 299, Bio_ClinicalBERT as ``text_model``).
+
+    Example::
+
+        >>> arch = checkpoint_to_bundle_state_dict("demo_out/models/afloc", "bundle/models/model.pt")
+    """
+    net = checkpoint if isinstance(checkpoint, AFLoc) else load_afloc_checkpoint(
+        checkpoint, text_model_name_or_path=text_model_name_or_path)
+    architecture = network_architecture(net)
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    torch.save({k: v.detach().to("cpu", copy=True).contiguous() for k, v in net.state_dict().items()}, path)
+    return architecture
+
+
+def bundle_state_dict_to_checkpoint(
+    path: str | os.PathLike,
+    network: AFLoc,
+    directory: str | os.PathLike,
+    inference: InferenceSettings | Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> str:
+    """
+    The other way: the bundle's ``models/model.pt`` loaded into ``network`` (its ``network_def``, all-or-nothing)
+    and saved as a monai_afloc checkpoint folder (:func:`save_afloc_checkpoint`, which records the architecture and
+    the inference settings). Returns the folder.
+    """
+    state = load_bundle_state_dict(path)
+    network_architecture(network)  # the type check, before anything is written
+    _check_state_dict(state, network.state_dict(), f"{os.fspath(path)!r}")
+    network.load_state_dict(state, strict=True)
+    return save_afloc_checkpoint(network.eval(), directory, extra=extra, overwrite=overwrite, inference=inference)

@@ -12,7 +12,8 @@
 Command line: ``monai-afloc localize|classify ...`` (also ``python -m monai_afloc ...``).
 
 Bad input (missing file, corrupt image, 3D volume, empty prompt) gives one line on stderr and a non-zero exit;
-other images of the same call are still processed and reported.
+other images of the same call are still processed and reported. An image argument may be a folder: its image files
+(sorted, not recursive). ``--device auto`` (the default) runs on CUDA when present, else on the CPU.
 """
 
 from __future__ import annotations
@@ -26,26 +27,84 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["main", "build_parser", "parse_overrides", "check_out_dir"]
+__all__ = ["main", "build_parser", "parse_overrides", "parse_findings", "resolve_device", "check_out_dir"]
 
 logger = logging.getLogger("monai_afloc")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each option's default, except where there is none to show (``None``, ``False``, ``[]``) or
+    the help text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, []) or action.default is argparse.SUPPRESS:
+            return text
+        return super()._get_help_string(action)
+
+
+def resolve_device(device: str) -> str:
+    """
+    ``--device``: ``"auto"`` -> ``"cuda"`` when CUDA is available, else ``"cpu"``; any other value must be a torch
+    device string (``cpu``, ``cuda``, ``cuda:1``, ``mps``).
+
+    Raises:
+        ValueError: not a torch device string.
+    """
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"--device expects auto or a torch device (cpu, cuda, cuda:1, ...), got {device!r}.") from e
+    return device
+
+
+def parse_findings(values: Sequence[str] | None) -> list[str] | None:
+    """
+    ``classify --findings`` (repeatable): each value is one finding or a comma-separated list of them
+    (``--findings Edema --findings "Pleural Effusion,Cardiomegaly"``); ``None`` keeps the default findings.
+
+    Raises:
+        ValueError: a blank finding.
+    """
+    if values is None:
+        return None
+    out = []
+    for value in values:
+        names = [name.strip() for name in str(value).split(",")]
+        if not all(names):
+            raise ValueError(f"--findings expects finding names (comma-separated allowed), got {value!r}.")
+        out.extend(names)
+    return out
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("images", nargs="+", help="image files: DICOM, PNG/JPG (8/16-bit, gray or RGB) or 2D NIfTI")
+    p.add_argument("images", nargs="+",
+                   help="image files (DICOM, PNG/JPG 8/16-bit gray or RGB, 2D NIfTI) or folders of them")
     p.add_argument("--checkpoint", required=True, help="an AFLoc release .ckpt or a monai_afloc checkpoint folder")
     p.add_argument("--text-model", default=None, help="override the checkpoint's text model (local folder or hub id)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--device", default="auto", help="torch device: auto (CUDA when present, else CPU), cpu, cuda, ...")
     p.add_argument("--image-size", type=int, default=None,
                    help="override the checkpoint's frame size (default: the size it was saved for)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="monai-afloc", description="AFLoc text-prompted localization for MONAI.")
+    from monai_afloc import __version__
+
+    parser = argparse.ArgumentParser(prog="monai-afloc", description="AFLoc text-prompted localization for MONAI.",
+                                     formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    loc = sub.add_parser("localize", help="heatmaps, masks and boxes for free-text prompts")
+
+    def add(name: str, **kw: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, formatter_class=_HelpFormatter, **kw)
+
+    loc = add("localize", help="heatmaps, masks and boxes for free-text prompts")
     _add_model_args(loc)
     loc.add_argument("--prompt", action="append", required=True, help="a free-text prompt (repeatable)")
     loc.add_argument("--threshold", type=float, default=None,
@@ -57,11 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="longest side of the heatmaps, masks and overlays written (larger images get reduced "
                      "outputs; boxes stay in original pixels)")
     loc.add_argument("--full-size", action="store_true", help="write outputs at the image's full size")
-    cls = sub.add_parser("classify", help="zero-shot probabilities per finding")
+    cls = add("classify", help="zero-shot probabilities per finding")
     _add_model_args(cls)
-    cls.add_argument("--findings", nargs="+", default=None, help="finding names (default: CheXpert's 14 and more)")
+    cls.add_argument("--findings", action="append", default=None,
+                     help="a finding name, or several comma-separated (repeatable; default: CheXpert's 14 and more)")
     cls.add_argument("--mode", choices=("prompt", "heatmap"), default="prompt")
-    demo = sub.add_parser("demo", help="synthetic data -> pre-train through the bundle -> evaluate -> overlays")
+    demo = add("demo", help="synthetic data -> pre-train through the bundle -> evaluate -> overlays")
     demo.add_argument("--out", required=True, help="output folder")
     demo.add_argument("--steps", type=int, default=None,
                       help="training iterations per trained model (default: the demo's DEFAULT_STEPS, chosen so the "
@@ -133,13 +193,13 @@ def _build(args: argparse.Namespace):
     """The localizer or classifier of ``args.checkpoint`` (its saved settings; the command line's explicit ones win)."""
     from monai_afloc.inferers import TextPromptLocalizer, ZeroShotClassifier
 
-    common = {"device": args.device, "text_model_name_or_path": args.text_model, "image_size": args.image_size}
+    common = {"device": args.device_resolved, "text_model_name_or_path": args.text_model, "image_size": args.image_size}
     if args.command == "localize":
         return TextPromptLocalizer.from_checkpoint(
             args.checkpoint, sigma=args.sigma, threshold=args.threshold,
             max_output_size=None if args.full_size else args.max_output_size, **common,
         )
-    return ZeroShotClassifier.from_checkpoint(args.checkpoint, findings=args.findings, mode=args.mode, **common)
+    return ZeroShotClassifier.from_checkpoint(args.checkpoint, findings=args.findings_list, mode=args.mode, **common)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -174,7 +234,16 @@ def _demo(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         return _demo(args)
-    problem = check_out_dir(args.out)  # before the model loads: a bad --out costs nothing
+    from monai_afloc.apps.runner import expand_image_paths, run_provenance
+
+    try:  # every argument checked before the model loads: a bad one costs nothing
+        args.device_resolved = resolve_device(args.device)
+        args.findings_list = parse_findings(getattr(args, "findings", None))
+        images = expand_image_paths(args.images)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    problem = check_out_dir(args.out)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -184,6 +253,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: checkpoint {args.checkpoint}: {e}", file=sys.stderr)
         return 2
     failures = 0
+    provenance = run_provenance(inferer, args.checkpoint, command=args.command,
+                                text_model=args.text_model, argv=getattr(args, "argv", None))
     if args.command == "localize":
         from monai_afloc.apps.runner import PromptLocalizationRunner
 
@@ -197,33 +268,38 @@ def _run(args: argparse.Namespace) -> int:
             print(f"error: {path}: {message}", file=sys.stderr)
 
         summary = PromptLocalizationRunner(
-            inferer, args.images, args.prompt, args.out, save_overlays=not args.no_overlay, on_error=report,
-            progress=lambda paths: _progress(paths, args.quiet),
+            inferer, images, args.prompt, args.out, save_overlays=not args.no_overlay, on_error=report,
+            progress=lambda paths: _progress(paths, args.quiet), provenance=provenance,
         ).run()
         failures = len(summary["failures"])
     else:
         from monai_afloc.apps.outputs import save_result_json
 
-        rows = {}
+        rows, failed = {}, {}
         # each result is appended (and flushed) to classification.jsonl as it comes, so a crash keeps those done
         with open(os.path.join(args.out, "classification.jsonl"), "w", encoding="utf-8") as stream:
-            for path in _progress(args.images, args.quiet):
+            for path in _progress(images, args.quiet):
                 try:
                     res = inferer(path)
                     rows[path] = dict(zip(res["findings"], res["scores"][0].tolist()))
                 except Exception as e:
-                    failures += 1
-                    print(f"error: {path}: {type(e).__name__}: {e}", file=sys.stderr)
+                    failed[path] = f"{type(e).__name__}: {e}"
+                    print(f"error: {path}: {failed[path]}", file=sys.stderr)
                     continue
                 stream.write(json.dumps({"image": path, "mode": args.mode, "scores": rows[path]}) + "\n")
                 stream.flush()
-        save_result_json(os.path.join(args.out, "classification.json"), {"mode": args.mode, "results": rows})
+        provenance["findings"] = list(inferer.findings)
+        save_result_json(os.path.join(args.out, "classification.json"),
+                         {"mode": args.mode, "results": rows, "failures": failed, "provenance": provenance})
+        failures = len(failed)
     return 1 if failures else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``monai-afloc``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return _run(args)
 

@@ -69,6 +69,14 @@ def _image_encoder_of(net: Any) -> AFLocImageEncoder:
     return net
 
 
+def _drop_text_encoder_keys(module: nn.Module, state_dict: dict, prefix: str, *args: Any) -> None:
+    """Load-state-dict pre-hook of the image-only modules: a whole AFLoc state dict (the bundle's ``models/model.pt``,
+    what ``monai.bundle ckpt_export`` loads) is accepted, its ``text_encoder.*`` entries set aside; a missing or
+    misshapen image-encoder entry still fails the (strict) load."""
+    for key in [k for k in state_dict if k.startswith(prefix + "text_encoder.")]:
+        del state_dict[key]
+
+
 def _check_size(name: str, value: Any, minimum: int = 1) -> int:
     return check_int(name, value, minimum=minimum)
 
@@ -89,6 +97,9 @@ class AFLocImageEncoderTuple(nn.Module):
         >>> [t.shape for t in m(torch.rand(1, 3, 224, 224))]
         [torch.Size([1, 16, 28, 28]), torch.Size([1, 16, 14, 14]), torch.Size([1, 16])]
 
+    Its state dict is the image encoder's under ``image_encoder.``, as in an AFLoc; loading a whole AFLoc state dict
+    (the bundle's ``models/model.pt``) sets the ``text_encoder.*`` entries aside.
+
     Raises:
         TypeError: when ``image_encoder`` is neither an ``AFLocImageEncoder`` nor an ``AFLoc``.
     """
@@ -96,6 +107,7 @@ class AFLocImageEncoderTuple(nn.Module):
     def __init__(self, image_encoder: nn.Module) -> None:
         super().__init__()
         self.image_encoder = _image_encoder_of(image_encoder)
+        self.register_load_state_dict_pre_hook(_drop_text_encoder_keys)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = self.image_encoder(image)
@@ -147,6 +159,7 @@ class AFLocHeatmapHead(nn.Module):
         self.region_key = look_up_option(
             str(region_key), (AFLocKeys.IMAGE_SENTENCES.value, AFLocKeys.IMAGE_WORDS.value)
         )
+        self.register_load_state_dict_pre_hook(_drop_text_encoder_keys)  # a whole AFLoc state dict loads too
 
     def forward(self, image: torch.Tensor, prompt_embeddings: torch.Tensor) -> torch.Tensor:
         """

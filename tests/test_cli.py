@@ -19,10 +19,12 @@ import unittest
 
 import nibabel as nib
 import numpy as np
+import torch
 from PIL import Image
 
+import monai_afloc
 from monai_afloc.checkpoint import save_afloc_checkpoint
-from monai_afloc.cli import main, parse_overrides
+from monai_afloc.cli import build_parser, main, parse_findings, parse_overrides, resolve_device
 from monai_afloc.networks.nets import AFLoc, AFLocImageEncoder, AFLocTextEncoder
 from tests.helpers import make_tiny_bert, write_dx_dicom
 
@@ -72,20 +74,78 @@ class TestCLI(unittest.TestCase):
             res = json.load(open(os.path.join(out, name, "result.json")))
             self.assertEqual(res["size"], list(shape))
             self.assertEqual([p["prompt"] for p in res["prompts"]], ["left effusion", "cardiomegaly"])
-            self.assertTrue(os.path.isfile(res["prompts"][0]["overlay"]))
-            mask = np.asarray(Image.open(res["prompts"][1]["mask"]))
+            self.assertEqual(res["prompts"][0]["overlay"], f"{name}/overlay_00.png")  # relative to --out
+            self.assertTrue(os.path.isfile(os.path.join(out, res["prompts"][0]["overlay"])))
+            mask = np.asarray(Image.open(os.path.join(out, res["prompts"][1]["mask"])))
             self.assertEqual(mask.shape, shape)
             vol = nib.load(os.path.join(out, name, "heatmaps.nii.gz")).get_fdata()
             self.assertEqual(vol.shape, (shape[1], shape[0], 2))
         self.assertFalse(os.path.exists(os.path.join(out, "missing")))
+        with open(os.path.join(out, "results.json"), encoding="utf-8") as f:
+            run = json.load(f)
+        prov = run["provenance"]  # what produced the folder
+        self.assertEqual(prov["checkpoint"], os.path.abspath(self.ckpt))
+        self.assertEqual(prov["monai_afloc_version"], monai_afloc.__version__)
+        self.assertEqual(prov["device"], "cpu")
+        self.assertEqual(set(prov["settings"]), {"image_size", "sigma", "threshold", "region_key", "text_key",
+                                                 "max_length"})
+        self.assertEqual(prov["argv"], argv)
+        self.assertEqual(sorted(run["failures"]), sorted([missing, self.corrupt, self.volume]))
+        self.assertEqual(run["results"][0]["files"]["heatmaps"], "cxr/heatmaps.nii.gz")
+
+    def test_folder_of_images_is_expanded_sorted(self):
+        folder = os.path.join(self.tmp.name, "folder")
+        os.makedirs(os.path.join(folder, "sub"))
+        for name in ("b.png", "a.png"):
+            Image.open(self.png).save(os.path.join(folder, name))
+        open(os.path.join(folder, "notes.txt"), "w").close()  # not an image: skipped
+        out = os.path.join(self.tmp.name, "out_folder")
+        code, err = _run(["localize", folder, "--prompt", "effusion", "--checkpoint", self.ckpt, "--out", out,
+                          "--quiet", "--no-overlay"])
+        self.assertEqual(code, 0, err)
+        with open(os.path.join(out, "results.json"), encoding="utf-8") as f:
+            images = [r["image"] for r in json.load(f)["results"]]
+        self.assertEqual(images, [os.path.join(folder, "a.png"), os.path.join(folder, "b.png")])
+        empty = os.path.join(self.tmp.name, "empty")
+        os.makedirs(empty)
+        code, err = _run(["localize", empty, "--prompt", "effusion", "--checkpoint", self.ckpt, "--out", out])
+        self.assertEqual(code, 2)
+        self.assertIn("holds no image file", err)
+
+    def test_version_help_defaults_and_device(self):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), self.assertRaises(SystemExit) as cm:
+            main(["--version"])
+        self.assertEqual(cm.exception.code, 0)
+        self.assertEqual(out.getvalue().strip(), f"monai-afloc {monai_afloc.__version__}")
+        text = build_parser()._subparsers._group_actions[0].choices["localize"].format_help()
+        self.assertIn("(default: auto)", " ".join(text.split()))
+        self.assertIn("(default: 2048)", " ".join(text.split()))
+        self.assertNotIn("(default: None)", text)
+        self.assertEqual(resolve_device("auto"), "cuda" if torch.cuda.is_available() else "cpu")
+        self.assertEqual(resolve_device("cuda:1"), "cuda:1")
+        with self.assertRaisesRegex(ValueError, "torch device"):
+            resolve_device("gpu0")
+        code, err = _run(["localize", self.png, "--prompt", "x", "--checkpoint", self.ckpt, "--device", "gpu0",
+                          "--out", os.path.join(self.tmp.name, "never")])
+        self.assertEqual(code, 2)
+        self.assertIn("--device", err)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp.name, "never")))  # refused before any work
 
     def test_classify(self):
         out = os.path.join(self.tmp.name, "out_cls")
-        code, err = _run(["classify", self.png, "--findings", "Edema", "Cardiomegaly", "--checkpoint", self.ckpt,
-                          "--out", out, "--quiet"])
+        # --findings is repeatable (and takes comma-separated names): the image paths after it stay image paths
+        code, err = _run(["classify", "--findings", "Edema", "--findings", "Cardiomegaly, Pleural Effusion",
+                          self.png, self.dcm, "--checkpoint", self.ckpt, "--out", out, "--quiet"])
         self.assertEqual(code, 0, err)
         res = json.load(open(os.path.join(out, "classification.json")))
-        self.assertEqual(sorted(res["results"][self.png]), ["Cardiomegaly", "Edema"])
+        self.assertEqual(sorted(res["results"]), sorted([self.png, self.dcm]))
+        self.assertEqual(sorted(res["results"][self.png]), ["Cardiomegaly", "Edema", "Pleural Effusion"])
+        self.assertEqual(res["provenance"]["findings"], ["Edema", "Cardiomegaly", "Pleural Effusion"])
+        self.assertEqual(res["provenance"]["checkpoint"], os.path.abspath(self.ckpt))
+        self.assertEqual(parse_findings(None), None)
+        with self.assertRaisesRegex(ValueError, "finding names"):
+            parse_findings(["Edema,,"])
 
     def test_bad_checkpoint_and_prompt(self):
         out = os.path.join(self.tmp.name, "out_bad")

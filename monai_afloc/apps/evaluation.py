@@ -41,6 +41,7 @@ from monai_afloc.metrics.zero_shot import compute_zero_shot_metrics
 from monai_afloc.inferers.zero_shot import zero_shot_probabilities
 from monai_afloc.transforms.image.geometry import (
     geometry_for_size,
+    original_boxes_to_frame,
     original_mask_to_frame,
     valid_frame_mask,
     valid_frame_masks,
@@ -49,9 +50,11 @@ from monai_afloc.transforms.image.geometry import (
 __all__ = [
     "read_synthetic_annotations",
     "synthetic_prompt_priors",
+    "item_frame_mask",
     "evaluate_localization",
     "detection_auroc",
     "format_table",
+    "format_category_table",
 ]
 
 
@@ -159,6 +162,31 @@ def _raw_maps(
     return np.concatenate(out)
 
 
+def item_frame_mask(item: Mapping[str, Any], geometry: Any) -> np.ndarray:
+    """
+    The ground truth of an annotated item in the ``S x S`` frame of ``geometry`` (bool ``[S, S]``):
+
+    - an item with a ``mask`` (original pixels): :func:`~monai_afloc.transforms.image.geometry.original_mask_to_frame`;
+    - an item with ``boxes`` only (``[x, y, w, h]`` in original pixels, as :func:`~monai_afloc.data.ms_cxr_datalist`
+      gives them): the AFLoc release's MS-CXR protocol: each box mapped into the frame and floored
+      (``original_boxes_to_frame(..., floor=True)``, the release's ``box_mapping``), then filled as
+      ``mask[y : y + h, x : x + w]``. No full-size mask is made, so a large set never holds them all.
+
+    Raises:
+        KeyError: an item with neither ``mask`` nor ``boxes``.
+    """
+    if "mask" in item:
+        return original_mask_to_frame(item["mask"], geometry).numpy()
+    if "boxes" not in item:
+        raise KeyError(f"an annotated item needs a 'mask' or 'boxes'; {item.get('image')!r} has neither.")
+    size = geometry.frame_size if hasattr(geometry, "frame_size") else int(geometry["frame_size"])
+    mask = np.zeros((size, size), dtype=bool)
+    boxes = np.asarray(item["boxes"], dtype=np.float64).reshape(-1, 4)
+    for x, y, w, h in original_boxes_to_frame(boxes, geometry, floor=True).astype(np.int64):
+        mask[max(y, 0) : max(y + h, 0), max(x, 0) : max(x + w, 0)] = True
+    return mask
+
+
 def evaluate_localization(
     network: nn.Module,
     items: Sequence[Mapping[str, Any]],
@@ -171,7 +199,8 @@ def evaluate_localization(
     seed: int = 0,
 ) -> dict[str, Any]:
     """
-    Score ``network``'s heatmaps on annotated ``items`` (see :func:`read_synthetic_annotations`) with
+    Score ``network``'s heatmaps on annotated ``items`` (see :func:`read_synthetic_annotations`; MS-CXR items of
+    :func:`~monai_afloc.data.ms_cxr_datalist` with ``prompt_keys=("prompt",)``, see :func:`item_frame_mask`) with
     :func:`~monai_afloc.metrics.localization_report`, beside the prompt-only prior and the image-shuffled control.
 
     Returns ``{"afloc": report, "shuffled": report, "prior": report}`` for the first of ``prompt_keys`` (the
@@ -183,7 +212,7 @@ def evaluate_localization(
     localizer = TextPromptLocalizer(network, sigma=sigma, image_size=frame_size)
     network.eval()
     regions, _, geometries, image_idx = _frames(items, localizer)
-    truth = [original_mask_to_frame(it["mask"], geometries[i]).numpy() for it, i in zip(items, image_idx)]
+    truth = [item_frame_mask(it, geometries[i]) for it, i in zip(items, image_idx)]
     valid = [valid_frame_mask(geometries[i]).cpu().numpy() for i in image_idx]
     categories = [it["category"] for it in items]
     n_images = regions.shape[0]
@@ -267,4 +296,27 @@ def format_table(metrics: Mapping[str, Mapping[str, Any]]) -> str:
                 f"| {name} | {label} | {_fmt(m['pointing_game'])} | {_fmt(m['iou'])} | {_fmt(m['dice'])} | "
                 f"{_fmt(m['cnr'])} |"
             )
+    return "\n".join(lines)
+
+
+def _with_ci(report: Mapping[str, Any], key: str) -> str:
+    lo, hi = (report.get("ci95") or {}).get(key, [float("nan")] * 2)
+    ci = "" if np.isnan(lo) or np.isnan(hi) else f" [{_fmt(lo)}, {_fmt(hi)}]"
+    return f"{_fmt(report['mean'][key])}{ci}"
+
+
+def format_category_table(metrics: Mapping[str, Mapping[str, Any]]) -> str:
+    """
+    A Markdown table per run and category (``per_category`` of each report: pointing game, mIoU, Dice, CNR and the
+    number of cases), with an ``all`` row per run: the means and their 95% bootstrap intervals.
+    """
+    lines = ["| run | category | n | pointing game | mIoU | Dice | CNR |", "|---|---|---|---|---|---|---|"]
+    for name, report in metrics.items():
+        if not isinstance(report, Mapping) or "per_category" not in report:
+            continue
+        for category, row in sorted(report["per_category"].items()):
+            lines.append(f"| {name} | {category} | {row['n']} | {_fmt(row['pointing_game'])} | {_fmt(row['iou'])} | "
+                         f"{_fmt(row['dice'])} | {_fmt(row['cnr'])} |")
+        lines.append(f"| {name} | all (95% CI) | {report['n']} | {_with_ci(report, 'pointing_game')} | "
+                     f"{_with_ci(report, 'iou')} | {_with_ci(report, 'dice')} | {_with_ci(report, 'cnr')} |")
     return "\n".join(lines)

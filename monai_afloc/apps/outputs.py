@@ -26,11 +26,11 @@ import numpy as np
 import torch
 from monai.utils import optional_import
 
-plt, _has_mpl = optional_import("matplotlib.pyplot")
+mpl_figure, _has_mpl = optional_import("matplotlib.figure")
 nib, _has_nib = optional_import("nibabel")
 Image, _has_pil = optional_import("PIL.Image")
 
-__all__ = ["save_overlay", "save_heatmaps_nifti", "save_mask_png", "save_result_json", "to_jsonable"]
+__all__ = ["overlay_figure", "save_overlay", "save_heatmaps_nifti", "save_mask_png", "save_result_json", "to_jsonable"]
 
 
 def _np(x: Any) -> np.ndarray:
@@ -54,6 +54,52 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+def overlay_figure(
+    image: Any,
+    heatmap: Any,
+    title: str = "",
+    boxes: Sequence[dict] | None = None,
+    truth_boxes: Sequence[Sequence[float]] | None = None,
+    alpha: float = 0.45,
+    cmap: str = "jet",
+    vmin: float = -1.0,
+    vmax: float = 1.0,
+) -> Any:
+    """
+    A matplotlib ``Figure`` of ``heatmap`` ([H, W], [-1, 1]) over the grayscale ``image`` ([H, W] or [1, H, W]) with
+    a colour bar, predicted ``boxes`` (``{"box": [x, y, w, h], "score"}``, solid) and optional ``truth_boxes``
+    (dashed). The figure is made without pyplot and without choosing a backend (``matplotlib.figure.Figure``), so it
+    neither changes the caller's backend nor stays open: a notebook shows it, ``fig.savefig(path)`` writes it.
+
+    Raises:
+        ImportError: matplotlib is not installed.
+        ValueError: ``image`` and ``heatmap`` are not 2D maps of one shape.
+    """
+    if not _has_mpl:
+        raise ImportError("overlays need matplotlib: pip install 'monai-afloc[plot]'.")
+    img, hm = np.squeeze(_np(image)).astype(np.float32), np.squeeze(_np(heatmap)).astype(np.float32)
+    if img.ndim != 2 or hm.shape != img.shape:
+        raise ValueError(f"image and heatmap must be 2D maps of one shape, got {img.shape} and {hm.shape}.")
+    from matplotlib.patches import Rectangle
+
+    h, w = img.shape
+    fig = mpl_figure.Figure(figsize=(6.0 * w / max(h, w) + 1.2, 6.0 * h / max(h, w)), dpi=100)
+    ax = fig.subplots()
+    ax.imshow(img, cmap="gray")
+    im = ax.imshow(np.ma.masked_invalid(hm), cmap=cmap, alpha=alpha, vmin=vmin, vmax=vmax)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    for b in boxes or []:
+        x, y, bw, bh = b["box"]
+        ax.add_patch(Rectangle((x - 0.5, y - 0.5), bw, bh, fill=False, edgecolor="white", linewidth=1.5))
+        if "score" in b:
+            ax.text(x, y - 2, f"{b['score']:.2f}", color="white", fontsize=8)
+    for x, y, bw, bh in truth_boxes or []:
+        ax.add_patch(Rectangle((x - 0.5, y - 0.5), bw, bh, fill=False, edgecolor="lime", linewidth=1.5, linestyle="--"))
+    ax.set_title(title, fontsize=10)
+    ax.axis("off")
+    return fig
+
+
 def save_overlay(
     path: str,
     image: Any,
@@ -66,37 +112,11 @@ def save_overlay(
     vmin: float = -1.0,
     vmax: float = 1.0,
 ) -> str:
-    """
-    Save a PNG of ``heatmap`` ([H, W], [-1, 1]) over the grayscale ``image`` ([H, W] or [1, H, W]) with a colour bar,
-    predicted ``boxes`` (``{"box": [x, y, w, h], "score"}``, solid) and optional ``truth_boxes`` (dashed).
-    """
-    if not _has_mpl:
-        raise ImportError("overlays need matplotlib: pip install 'monai-afloc[plot]'.")
-    img, hm = np.squeeze(_np(image)).astype(np.float32), np.squeeze(_np(heatmap)).astype(np.float32)
-    if img.ndim != 2 or hm.shape != img.shape:
-        raise ValueError(f"image and heatmap must be 2D maps of one shape, got {img.shape} and {hm.shape}.")
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    h, w = img.shape
-    fig, ax = plt.subplots(figsize=(6.0 * w / max(h, w) + 1.2, 6.0 * h / max(h, w)), dpi=100)
-    ax.imshow(img, cmap="gray")
-    im = ax.imshow(np.ma.masked_invalid(hm), cmap=cmap, alpha=alpha, vmin=vmin, vmax=vmax)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    from matplotlib.patches import Rectangle
-
-    for b in boxes or []:
-        x, y, bw, bh = b["box"]
-        ax.add_patch(Rectangle((x - 0.5, y - 0.5), bw, bh, fill=False, edgecolor="white", linewidth=1.5))
-        if "score" in b:
-            ax.text(x, y - 2, f"{b['score']:.2f}", color="white", fontsize=8)
-    for x, y, bw, bh in truth_boxes or []:
-        ax.add_patch(Rectangle((x - 0.5, y - 0.5), bw, bh, fill=False, edgecolor="lime", linewidth=1.5, linestyle="--"))
-    ax.set_title(title, fontsize=10)
-    ax.axis("off")
+    """Save :func:`overlay_figure` of the same arguments as a PNG at ``path`` (folders created); returns ``path``."""
+    fig = overlay_figure(image, heatmap, title=title, boxes=boxes, truth_boxes=truth_boxes, alpha=alpha, cmap=cmap,
+                         vmin=vmin, vmax=vmax)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 

@@ -20,7 +20,10 @@ writes, with :mod:`monai_afloc.apps.outputs`::
     <output_dir>/<image stem>/overlay_KK.png      heatmap over the image with boxes, prompt as title
     <output_dir>/<image stem>/mask_KK.png         heatmap > threshold
     <output_dir>/<image stem>/result.json         prompts, scores, boxes, file names
-    <output_dir>/results.json                     every image's result, plus the failures
+    <output_dir>/results.json                     every image's result, the failures and the run's provenance
+
+Every output path in ``result.json`` and ``results.json`` is relative to ``output_dir`` (``cxr/overlay_00.png``), so
+the folder can be moved or shared as a whole; ``image`` is the input path as given.
 
 A repeated stem gets a suffix (``cxr``, ``cxr_1``, ...). Each image's files are written into a hidden
 ``<output_dir>/.<stem>.partial/`` folder that is renamed to ``<stem>/`` once complete, so a crash or a failing image
@@ -40,7 +43,8 @@ from monai_afloc.apps.outputs import save_heatmaps_nifti, save_mask_png, save_ov
 from monai_afloc.inferers.localizer import TextPromptLocalizer, scale_boxes
 from monai_afloc.utils.enums import LocalizerKeys as K
 
-__all__ = ["IMAGE_SUFFIXES", "image_stem", "image_like", "PromptLocalizationRunner"]
+__all__ = ["IMAGE_SUFFIXES", "image_stem", "image_like", "expand_image_paths", "run_provenance",
+           "PromptLocalizationRunner"]
 
 #: image file endings removed to name each image's output folder
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".nii", ".nii.gz")
@@ -53,6 +57,35 @@ def image_stem(path: str) -> str:
         if base.lower().endswith(ext):
             return base[: -len(ext)] or base
     return base
+
+
+def expand_image_paths(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """
+    The command line's image arguments as files: each folder becomes its image files (the endings
+    :class:`~monai_afloc.transforms.LoadGrayscaleImage` reads by suffix, not recursive, hidden files skipped), sorted
+    by name; anything else is kept as given (a missing file is reported when it is processed, like any bad image).
+
+    Raises:
+        ValueError: a folder without any image file (nothing would be done for it, silently).
+    """
+    from monai_afloc.transforms.image.io import IMAGE_FILE_SUFFIXES
+
+    out: list[str] = []
+    for path in paths:
+        path = os.fspath(path)
+        if not os.path.isdir(path):
+            out.append(path)
+            continue
+        found = sorted(
+            os.path.join(path, name) for name in os.listdir(path)
+            if not name.startswith(".") and name.lower().endswith(IMAGE_FILE_SUFFIXES)
+            and os.path.isfile(os.path.join(path, name))
+        )
+        if not found:
+            endings = ", ".join(IMAGE_FILE_SUFFIXES)
+            raise ValueError(f"folder {path!r} holds no image file (expected endings {endings}).")
+        out.extend(found)
+    return out
 
 
 def image_like(image: Any, size: Sequence[int]) -> Any:
@@ -81,6 +114,8 @@ class PromptLocalizationRunner:
         threshold: mask/box threshold on the [-1, 1] heatmaps (``None``: the localizer's).
         on_error: called with ``(path, message)`` for each image that fails (default: logged); the others go on.
         progress: wraps the list of paths (e.g. ``tqdm``); default none.
+        provenance: JSON-ready facts about the run (checkpoint, settings, versions) saved in ``results.json``
+            (default: the localizer's inference settings and the package versions).
 
     Example::
 
@@ -101,6 +136,7 @@ class PromptLocalizationRunner:
         threshold: float | None = None,
         on_error: Callable[[str, str], None] | None = None,
         progress: Callable[[list[str]], Iterable[str]] | None = None,
+        provenance: dict[str, Any] | None = None,
     ) -> None:
         if not isinstance(inferer, TextPromptLocalizer):
             raise TypeError(f"inferer must be a TextPromptLocalizer, got {type(inferer).__name__}.")
@@ -117,6 +153,9 @@ class PromptLocalizationRunner:
         self.logger = logging.getLogger(__name__)
         self.on_error = on_error if on_error is not None else (lambda path, msg: self.logger.error(f"{path}: {msg}"))
         self.progress = progress
+        if provenance is not None and not isinstance(provenance, dict):
+            raise TypeError(f"provenance must be a dict or None, got {type(provenance).__name__}.")
+        self.provenance = dict(provenance) if provenance is not None else run_provenance(inferer)
 
     def _paths(self) -> list[str]:
         paths = []
@@ -151,8 +190,10 @@ class PromptLocalizationRunner:
         heatmaps, masks = out[K.HEATMAPS][0], out[K.MASKS][0]
         size = out[K.GEOMETRIES][0].original_size
 
-        def saved(name: str) -> str:
-            return os.path.join(final, name)
+        where = os.path.relpath(final, self.output_dir)
+
+        def saved(name: str) -> str:  # relative to output_dir, with "/" on every platform
+            return f"{where}/{name}".replace(os.sep, "/")
 
         files: dict[str, Any] = {}
         if self.save_nifti:
@@ -197,9 +238,39 @@ class PromptLocalizationRunner:
             except Exception as e:  # one bad image must not stop the folder
                 failures[path] = f"{type(e).__name__}: {e}"
                 self.on_error(path, failures[path])
-        summary = {"prompts": self.prompts, "n_images": len(results), "results": results, "failures": failures}
+        summary = {"prompts": self.prompts, "n_images": len(results), "results": results, "failures": failures,
+                   "provenance": self.provenance}
         save_result_json(os.path.join(self.output_dir, "results.json"), summary)
         self.logger.info(
             f"localized {len(results)} image(s), {len(failures)} failure(s); outputs in {self.output_dir!r}."
         )
         return summary
+
+
+def run_provenance(inferer: Any, checkpoint: str | os.PathLike | None = None, **extra: Any) -> dict[str, Any]:
+    """
+    What produced a run's outputs: the package versions (monai_afloc, MONAI, torch), the inferer's inference settings
+    and device, the checkpoint's absolute path when given, and ``extra`` (e.g. the command line).
+    """
+    import monai
+    import torch
+
+    import monai_afloc
+
+    out: dict[str, Any] = {
+        "monai_afloc_version": monai_afloc.__version__,
+        "monai_version": monai.__version__,
+        "torch_version": torch.__version__,
+    }
+    if checkpoint is not None:
+        out["checkpoint"] = os.path.abspath(os.fspath(checkpoint))
+    settings = getattr(inferer, "settings", None)
+    if settings is not None:
+        out["settings"] = settings.to_dict()
+    if getattr(inferer, "max_output_size", None) is not None:
+        out["max_output_size"] = inferer.max_output_size
+    network = getattr(inferer, "network", None)
+    if isinstance(network, torch.nn.Module):
+        out["device"] = str(next(network.parameters()).device)
+    out.update(extra)
+    return out

@@ -316,11 +316,12 @@ class TestBundleTrainInferEvaluate(unittest.TestCase):
         first = summary["results"][0]
         self.assertEqual([p["prompt"] for p in first["prompts"]], ["pleural effusion", "left pneumothorax"])
         for entry in first["prompts"]:
-            self.assertTrue(os.path.isfile(entry["overlay"]))
-            self.assertTrue(os.path.isfile(entry["mask"]))
+            self.assertFalse(os.path.isabs(entry["overlay"]))  # relative to output_dir
+            self.assertTrue(os.path.isfile(os.path.join(out, entry["overlay"])))
+            self.assertTrue(os.path.isfile(os.path.join(out, entry["mask"])))
         import nibabel as nib
 
-        maps = nib.load(first["files"]["heatmaps"]).get_fdata()
+        maps = nib.load(os.path.join(out, first["files"]["heatmaps"])).get_fdata()
         self.assertEqual(maps.shape, (64, 64, 2))
         self.assertLessEqual(maps.max(), 1.0 + 1e-6)
 
@@ -341,8 +342,8 @@ class TestBundleTrainInferEvaluate(unittest.TestCase):
 
     def test_evaluate(self):
         out = os.path.join(_TMP, "evaluate")
-        wf = ConfigWorkflow(
-            config_file=os.path.join(CONFIGS, "evaluate.json"),
+        wf = ConfigWorkflow(  # evaluate.json layers over train.json
+            config_file=[os.path.join(CONFIGS, "train.json"), os.path.join(CONFIGS, "evaluate.json")],
             meta_file=META,
             logging_file=LOGGING,
             workflow_type="eval",

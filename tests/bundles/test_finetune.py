@@ -37,7 +37,7 @@ class TestFinetune(unittest.TestCase):
     def setUpClass(cls):
         torch.set_num_threads(1)
         cls.tmp = tempfile.mkdtemp()
-        bert = make_tiny_bert(os.path.join(cls.tmp, "bert"))
+        cls.bert = bert = make_tiny_bert(os.path.join(cls.tmp, "bert"))
         net = AFLoc(AFLocImageEncoder("resnet10", embed_dim=32, input_size=None), AFLocTextEncoder(bert))
         cls.ckpt = save_afloc_checkpoint(net, os.path.join(cls.tmp, "ckpt"))
         cls.data = os.path.join(cls.tmp, "fundus")
@@ -94,6 +94,8 @@ class TestFinetune(unittest.TestCase):
             bundle_root=BUNDLE,
             output_dir=out,
             checkpoint=self.ckpt,
+            backbone="resnet10",  # network_def describes the checkpoint's architecture (checked when loading)
+            text_model=self.bert,
             dataset_dir=self.data,
             generate_fundus=False,
             image_size=64,
@@ -116,8 +118,8 @@ class TestFinetune(unittest.TestCase):
         )
         self.assertTrue(moved)
         # localization evaluated on the new modality's annotations with the bundle's evaluate.json
-        ev = ConfigWorkflow(
-            config_file=os.path.join(CONFIGS, "evaluate.json"),
+        ev = ConfigWorkflow(  # evaluate.json layers over train.json
+            config_file=[os.path.join(CONFIGS, "train.json"), os.path.join(CONFIGS, "evaluate.json")],
             meta_file=os.path.join(CONFIGS, "metadata.json"),
             logging_file=os.path.join(CONFIGS, "logging.conf"),
             workflow_type="eval",

@@ -82,7 +82,7 @@ class TestCLIOutputs(unittest.TestCase):
         with mock.patch.object(ZeroShotClassifier, "__call__", crash_on_third):
             with self.assertRaises(KeyboardInterrupt):
                 _run(["classify", *self.pngs, "--checkpoint", self.ckpt, "--out", out, "--quiet",
-                      "--findings", "Edema", "Pneumothorax"])
+                      "--findings", "Edema", "--findings", "Pneumothorax"])
         with open(os.path.join(out, "classification.jsonl"), encoding="utf-8") as f:
             rows = [json.loads(line) for line in f]
         self.assertEqual([r["image"] for r in rows], self.pngs[:2])
@@ -122,7 +122,7 @@ class TestCLIOutputs(unittest.TestCase):
         # cxr0 rewritten completely, cxr1's failed folder removed (never half a folder, no .partial left)
         self.assertEqual(sorted(os.listdir(out)), ["cxr0", "results.json"])
         with open(os.path.join(out, "cxr0", "result.json"), encoding="utf-8") as f:
-            self.assertTrue(os.path.isfile(json.load(f)["prompts"][0]["mask"]))
+            self.assertTrue(os.path.isfile(os.path.join(out, json.load(f)["prompts"][0]["mask"])))
 
     def test_preprocess_minimum_size(self):
         AFLocImagePreprocess()(torch.zeros(MIN_IMAGE_SIZE, 300))

@@ -30,6 +30,7 @@ import torch
 from monai_afloc.apps.evaluation import (
     detection_auroc,
     evaluate_localization,
+    format_category_table,
     format_table,
     synthetic_prompt_priors,
 )
@@ -88,6 +89,8 @@ class LocalizationEvaluation:
         detection: also compute detection AUROC (needs two classes per finding).
         n_bootstrap: bootstrap resamples of the 95% intervals.
         prior_max_cases: training cases averaged into the prior (``None``: all).
+        prompt_keys: the item keys holding the prompts: ``("prompt_location_free", "prompt")`` for the synthetic set
+            (the second gives the ``location_bearing`` report), ``("prompt",)`` for MS-CXR (its phrases).
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class LocalizationEvaluation:
         detection: bool = True,
         n_bootstrap: int = 200,
         prior_max_cases: int | None = None,
+        prompt_keys: Sequence[str] = ("prompt_location_free", "prompt"),
     ) -> None:
         if not isinstance(network, torch.nn.Module):
             raise TypeError(f"network must be an AFLoc network, got {type(network).__name__}.")
@@ -115,6 +119,9 @@ class LocalizationEvaluation:
         self.pretraining_csv, self.info_json = pretraining_csv, info_json
         self.shuffled, self.detection, self.n_bootstrap = bool(shuffled), bool(detection), int(n_bootstrap)
         self.prior_max_cases = prior_max_cases
+        if isinstance(prompt_keys, str) or not prompt_keys:
+            raise ValueError(f"prompt_keys must be a non-empty sequence of item keys, got {prompt_keys!r}.")
+        self.prompt_keys = tuple(prompt_keys)
         self.logger = logging.getLogger(__name__)
 
     def run(self) -> dict[str, Any]:
@@ -132,6 +139,7 @@ class LocalizationEvaluation:
             frame_size=self.frame_size,
             shuffled=self.shuffled,
             n_bootstrap=self.n_bootstrap,
+            prompt_keys=self.prompt_keys,
         )
         if self.detection:
             paths, findings, labels, phrases = detection_labels(self.items)
@@ -141,7 +149,9 @@ class LocalizationEvaluation:
         os.makedirs(self.output_dir, exist_ok=True)
         with open(os.path.join(self.output_dir, "metrics.json"), "w", encoding="utf-8") as f:
             json.dump(to_jsonable(metrics), f, indent=1)
-        table = format_table({k: v for k, v in metrics.items() if k != "detection"})
+        runs = {k: v for k, v in metrics.items() if k != "detection"}
+        table = format_table(runs) + "\n\nPer category (location-free prompts, or MS-CXR's phrases):\n\n"
+        table += format_category_table(runs)
         with open(os.path.join(self.output_dir, "table.md"), "w", encoding="utf-8") as f:
             f.write(table + "\n")
         self.logger.info("localization report (location-free and location-bearing prompts):\n" + table)

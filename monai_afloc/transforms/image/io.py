@@ -36,6 +36,7 @@ PILImage, has_pil = optional_import("PIL.Image")
 
 __all__ = [
     "IMAGE_FORMATS",
+    "IMAGE_FILE_SUFFIXES",
     "DEFAULT_MAX_DECODE_SIZE",
     "scale_by_max_to_uint8",
     "decode_factor",
@@ -50,6 +51,8 @@ IMAGE_FORMATS = ("pil", "dicom", "nifti")
 _PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm", ".ppm", ".pnm")
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _DICOM_SUFFIXES = (".dcm", ".dicom", ".dic", ".ima")
+#: file endings :class:`LoadGrayscaleImage` reads by their suffix (a folder of images expands to these files)
+IMAGE_FILE_SUFFIXES: tuple[str, ...] = _PIL_SUFFIXES + _NIFTI_SUFFIXES + _DICOM_SUFFIXES
 _PIL_GRAY_MODES = ("L", "I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 #: default ``LoadGrayscaleImage(max_decode_size=...)``: images whose longest side is above it (pixels) are decoded at
