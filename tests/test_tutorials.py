@@ -31,6 +31,23 @@ class TestTutorials(unittest.TestCase):
             self.assertTrue(os.path.isfile(res["overlay"]))
             self.assertIn("shuffled", res["metrics"])
 
+    def test_notebook_runs(self):
+        # the notebook's code cells in order, in one namespace, with a tiny text model; its figure is a Figure
+        import json
+
+        with open(os.path.join(_ROOT, "tutorials", "localize_and_evaluate.ipynb"), encoding="utf-8") as f:
+            cells = [("".join(c["source"])) for c in json.load(f)["cells"] if c["cell_type"] == "code"]
+        with tempfile.TemporaryDirectory() as d:
+            bert = make_tiny_bert(os.path.join(d, "bert"), hidden_size=32)
+            cells[0] = cells[0].replace("TEXT_MODEL = None", f"TEXT_MODEL = {bert!r}").replace("N_IMAGES = 6", "N_IMAGES = 3")
+            namespace: dict = {}
+            for source in cells:
+                exec(compile(source, "localize_and_evaluate.ipynb", "exec"), namespace)
+            from matplotlib.figure import Figure
+
+            self.assertIsInstance(namespace["fig"], Figure)
+            self.assertIn("shuffled", namespace["metrics"])
+
 
 if __name__ == "__main__":
     unittest.main()
