@@ -256,6 +256,7 @@ def run_ladder(
     from monai_afloc.apps.demo import DEMO_SETTINGS, _labels, run_demo
     from monai_afloc.apps.evaluation import read_synthetic_annotations
     from monai_afloc.apps.synthetic import SYNTHETIC_FINDINGS, SyntheticCXRGenerator, make_synthetic_dataset
+    from monai_afloc.inference_settings import grid_scaled_sigma, sentence_grid_size
     from monai_afloc.metrics.zero_shot import compute_zero_shot_metrics
     from monai_afloc.transforms.image.geometry import original_mask_to_frame, valid_frame_mask
 
@@ -279,9 +280,9 @@ def run_ladder(
     generator = SyntheticCXRGenerator(image_size=tuple(gen["image_size"]), seed=gen["seed"],
                                       max_findings=gen["max_findings"], normal_fraction=gen["normal_fraction"])
     findings = list(SYNTHETIC_FINDINGS)
-    probe = ClassMapNet(len(findings), backbone=backbone, stem_pool=stem_pool).eval()
-    with torch.no_grad():
-        grid = int(probe(torch.zeros(1, 3, size, size)).shape[-1])
+    # the grid and its smoothing by stride arithmetic, exactly as every AFLoc entry point derives them
+    encoder = ClassMapNet(len(findings), backbone=backbone, stem_pool=stem_pool).encoder
+    grid, sigma = sentence_grid_size(encoder, size), grid_scaled_sigma(encoder, size)
     frames, mask_targets, label_targets = _training_targets(paths["pretraining_csv"], generator, findings, size, grid)
     items = read_synthetic_annotations(paths["annotated_json"])
     test_paths = list(dict.fromkeys(it["image"] for it in items))
@@ -293,7 +294,6 @@ def run_ladder(
     test_findings = sorted({it["category"] for it in items})
     _, labels = _labels(items, test_findings)
     class_index = {f: i for i, f in enumerate(findings)}
-    sigma = 1.5 * grid / 19.0
 
     per_seed = []
     for seed in seeds:
