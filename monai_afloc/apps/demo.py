@@ -112,8 +112,11 @@ def _labels(items: list[dict], findings: list[str]) -> tuple[list[str], np.ndarr
     return images, np.array([[int((p, f) in present) for f in findings] for p in images])
 
 
-def _comparison_figure(loc: Any, items: list[dict], priors: dict, path: str, n: int = 3) -> str:
-    """One PNG: for ``n`` test cases (rows), AFLoc's heatmap of the location-free prompt beside the prompt-only prior."""
+def _comparison_figure(cases: list[tuple[dict, Any, Any]], priors: dict, path: str, n: int = 3) -> str:
+    """
+    One PNG: for the first ``n`` of ``cases`` (``(item, image, AFLoc heatmap)`` as :func:`_overlays` computed them),
+    AFLoc's heatmap of the location-free prompt beside the prompt-only prior, one row per case.
+    """
     import tempfile
 
     import torch.nn.functional as F
@@ -123,10 +126,7 @@ def _comparison_figure(loc: Any, items: list[dict], priors: dict, path: str, n: 
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i, it in enumerate(items[:n]):
-            image = loc.preprocess.loader(it["image"])
-            out = loc([image], [it["prompt_location_free"]], return_boxes=True)
-            heat = out["heatmaps"][0, 0]
+        for i, (it, image, heat) in enumerate(cases[:n]):
             prior = priors["location_free"].get(it["prompt_location_free"].lower())
             if prior is None:
                 continue
@@ -151,10 +151,11 @@ def _comparison_figure(loc: Any, items: list[dict], priors: dict, path: str, n: 
     return path
 
 
-def _overlays(loc: Any, items: list[dict], out_dir: str, n: int = 4) -> list[str]:
+def _overlays(loc: Any, items: list[dict], out_dir: str, n: int = 4) -> tuple[list[str], list[tuple[dict, Any, Any]]]:
+    """Overlay PNGs of the first ``n`` items; also returns ``(item, image, heatmap)`` of each for other figures."""
     from monai_afloc.apps.outputs import save_overlay
 
-    paths = []
+    paths, cases = [], []
     for i, it in enumerate(items[:n]):
         image = loc.preprocess.loader(it["image"])  # decoded once: the heatmap and the overlay
         out = loc([image], [it["prompt_location_free"]], return_boxes=True)
@@ -163,7 +164,8 @@ def _overlays(loc: Any, items: list[dict], out_dir: str, n: int = 4) -> list[str
         save_overlay(path, image, out["heatmaps"][0, 0], title=title,
                      boxes=out["boxes"][0][0][:3], truth_boxes=it["boxes"])
         paths.append(path)
-    return paths
+        cases.append((it, image, out["heatmaps"][0, 0]))
+    return paths, cases
 
 
 #: training steps of each model in the default demo (the whole demo then fits in 10 minutes on 2 CPU cores)
@@ -273,9 +275,9 @@ def run_demo(
         if name == "afloc":
             overlay_dir = os.path.join(out_dir, "overlays")
             os.makedirs(overlay_dir, exist_ok=True)
-            metrics["overlays"] = _overlays(loc, items, overlay_dir)
+            metrics["overlays"], cases = _overlays(loc, items, overlay_dir)
             metrics["comparison_figure"] = _comparison_figure(
-                loc, items, priors, os.path.join(overlay_dir, "afloc_vs_prior.png")
+                cases, priors, os.path.join(overlay_dir, "afloc_vs_prior.png")
             )
             final = os.path.join(out_dir, "models", "afloc")
             if os.path.isdir(final):
