@@ -9,16 +9,19 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Report (text) transforms for AFLoc: cleaning, sentence sampling, joining, tokenizing, negation handling."""
+"""Report (text) transforms for AFLoc: cleaning, sentence sampling, joining, tokenizing, negation handling, laterality
+swapping."""
 
 from __future__ import annotations
 
 from .array import (
+    LATERALITY_PAIRS,
     TOKENIZER_KEYS,
     JoinSentences,
     NegationFilter,
     RandSentenceSample,
     ReportToSentences,
+    SwapLaterality,
     TokenizeText,
     clean_report,
 )
@@ -35,6 +38,9 @@ from .dictionary import (
     ReportToSentencesd,
     ReportToSentencesD,
     ReportToSentencesDict,
+    SwapLateralityd,
+    SwapLateralityD,
+    SwapLateralityDict,
     TokenizeTextd,
     TokenizeTextD,
     TokenizeTextDict,
@@ -83,6 +89,11 @@ __all__ = [
     "NegationFilterd",
     "NegationFilterD",
     "NegationFilterDict",
+    "LATERALITY_PAIRS",
+    "SwapLaterality",
+    "SwapLateralityd",
+    "SwapLateralityD",
+    "SwapLateralityDict",
     "NegationMode",
     "NEGATION_PRE_TRIGGERS",
     "NEGATION_POST_TRIGGERS",

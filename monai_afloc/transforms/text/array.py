@@ -56,6 +56,8 @@ __all__ = [
     "RandSentenceSample",
     "TokenizeText",
     "NegationFilter",
+    "LATERALITY_PAIRS",
+    "SwapLaterality",
 ]
 
 #: keys of the dictionary returned by :class:`TokenizeText` (the Hugging Face names)
@@ -64,6 +66,10 @@ TOKENIZER_KEYS: tuple[str, str, str] = ("input_ids", "attention_mask", "token_ty
 _NUMBERED_RE = re.compile(r"[0-9]+\.")
 _WORD_RE = re.compile(r"\w+")
 _PADDING_OPTIONS = ("max_length", "longest", "do_not_pad")
+_WORD_EDGES_RE = re.compile(r"\w(?:.*\w)?", re.DOTALL)
+
+#: the default word pairs of :class:`SwapLaterality`
+LATERALITY_PAIRS: tuple[tuple[str, str], ...] = (("left", "right"),)
 _COMPOSE_HINT = (
     " (inside monai.transforms.Compose on array data, a list is mapped item by item: use Compose(..., map_items=False)"
     " or the dictionary transforms)"
@@ -509,3 +515,118 @@ class NegationFilter(Transform):
                 return kept
             return list(sentences[-1:])
         return sentences
+
+
+class SwapLaterality(Transform):
+    """
+    Swaps laterality words in a report: "left" <-> "right" by default, so that the report of a horizontally flipped
+    image (the patient's left now on the image's left side) stays true. Used by
+    :class:`~monai_afloc.transforms.multimodal.RandLateralFlipd`, which flips the image and the text together.
+
+    Rules:
+
+    - whole words only, matched case-insensitively at word boundaries (``\\b``): "left", "Left", "LEFT" and the
+      parts of hyphenated forms ("left-sided", "right-hemithorax") are swapped; "bright", "upright", "leftover",
+      "copyright", "rightly" and "left_lung" (``_`` is a word character) are not;
+    - case follows the matched word: all capitals give all capitals ("LEFT" -> "RIGHT"), a leading capital gives a
+      leading capital ("Left" -> "Right"), anything else gives lower case;
+    - all the pairs are swapped in one pass, both ways, so "left and right" becomes "right and left";
+    - only the listed words: derived forms such as "leftward(s)" / "rightward(s)" are not swapped by default
+      (add them as pairs: ``pairs=(("left", "right"), ("leftward", "rightward"), ("leftwards", "rightwards"))``),
+      nor are abbreviations ("lt"/"rt", "L"/"R" markers) unless given.
+
+    Known limits (word-level, no parsing): "left" as the past tense of "leave" ("catheter left in place") and "right"
+    meaning "correct" are swapped too; findings named by one side without a laterality word ("cardiac apex",
+    "aortic knob", "gastric bubble", "dextrocardia") are not changed, so a flipped image shows a mirrored anatomy
+    that no text describes.
+
+    Args:
+        pairs: the word pairs to swap, each two different words (case-insensitive, each word in one pair only),
+            starting and ending with a word character (letters, digits); inner hyphens or spaces are allowed
+            ("left-sided"). Default :data:`LATERALITY_PAIRS` (``(("left", "right"),)``). Extra pairs e.g.
+            ``(("left", "right"), ("lt", "rt"), ("sinistra", "dextra"))``.
+
+    Example::
+
+        >>> SwapLaterality()("Left-sided effusion. No RIGHT pneumothorax, bright upright film.")
+        'Right-sided effusion. No LEFT pneumothorax, bright upright film.'
+        >>> SwapLaterality(pairs=(("left", "right"), ("lt", "rt")))(["lt basilar opacity", "right apex clear"])
+        ['rt basilar opacity', 'left apex clear']
+    """
+
+    def __init__(self, pairs: Sequence[tuple[str, str]] = LATERALITY_PAIRS) -> None:
+        self.pairs = self._check_pairs(pairs)
+        self._mapping: dict[str, str] = {}
+        for a, b in self.pairs:
+            self._mapping[a] = b
+            self._mapping[b] = a
+        # longest first, so that a multi-word term wins over a word it starts with
+        words = sorted(self._mapping, key=lambda w: (-len(w), w))
+        self._pattern = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\b", re.IGNORECASE)
+
+    @staticmethod
+    def _check_pairs(pairs: Any) -> tuple[tuple[str, str], ...]:
+        if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence):
+            raise TypeError(
+                "pairs must be a sequence of (word, word) tuples, e.g. (('left', 'right'),), "
+                f"got {type(pairs).__name__}."
+            )
+        if not pairs:
+            raise ValueError("pairs must hold at least one (word, word) pair, got an empty sequence.")
+        checked: list[tuple[str, str]] = []
+        seen: dict[str, int] = {}
+        for i, pair in enumerate(pairs):
+            if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
+                raise TypeError(f"pairs[{i}] must be a (word, word) tuple, got {pair!r}.")
+            words = []
+            for word in pair:
+                if not isinstance(word, str):
+                    raise TypeError(f"pairs[{i}] must hold two str, got a {type(word).__name__} ({word!r}).")
+                if not _WORD_EDGES_RE.fullmatch(word):
+                    raise ValueError(
+                        f"pairs[{i}]: each word must start and end with a word character (letters, digits), "
+                        f"got {word!r}."
+                    )
+                key = word.lower()
+                if key in seen:
+                    raise ValueError(
+                        f"pairs[{i}]: the word {word!r} is already in pairs[{seen[key]}]; "
+                        "each word may appear once (case-insensitive), or its swap would be ambiguous."
+                    )
+                seen[key] = i
+                words.append(key)
+            checked.append((words[0], words[1]))
+        return tuple(checked)
+
+    def _replace(self, match: re.Match) -> str:
+        found = match.group(0)
+        swapped = self._mapping[found.lower()]
+        if found.isupper() and (len(found) > 1 or len(swapped) == 1):
+            return swapped.upper()
+        if found[:1].isupper():
+            return swapped[:1].upper() + swapped[1:]
+        return swapped
+
+    def swap(self, text: str) -> str:
+        """Swaps the laterality words of one text (str)."""
+        return self._pattern.sub(self._replace, _check_report(text))
+
+    def __call__(self, report: str | Sequence[str]) -> str | list[str] | tuple[str, ...]:
+        """
+        Args:
+            report: a report (str) or its sentences (a list or tuple of str).
+
+        Returns:
+            the same type as ``report`` (str, list or tuple) with the words swapped; a new object.
+
+        Raises:
+            TypeError: when ``report`` is neither a str nor a list/tuple of str (e.g. token ids: swap before
+                tokenizing).
+        """
+        if isinstance(report, str):
+            return self.swap(report)
+        if not isinstance(report, (list, tuple)):
+            hint = "; swap laterality before tokenizing" if isinstance(report, (torch.Tensor, np.ndarray, dict)) else ""
+            raise TypeError(f"report must be a str or a list/tuple of str, got {type(report).__name__}{hint}.")
+        swapped = [self.swap(s) for s in _check_sentences(report)]
+        return tuple(swapped) if isinstance(report, tuple) else swapped

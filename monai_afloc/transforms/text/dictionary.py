@@ -38,10 +38,12 @@ from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import ensure_tuple_rep
 
 from monai_afloc.transforms.text.array import (
+    LATERALITY_PAIRS,
     JoinSentences,
     NegationFilter,
     RandSentenceSample,
     ReportToSentences,
+    SwapLaterality,
     TokenizeText,
     TokenizerLike,
     _check_prob,
@@ -65,6 +67,9 @@ __all__ = [
     "NegationFilterd",
     "NegationFilterD",
     "NegationFilterDict",
+    "SwapLateralityd",
+    "SwapLateralityD",
+    "SwapLateralityDict",
 ]
 
 
@@ -310,8 +315,43 @@ class NegationFilterd(MapTransform):
         return d
 
 
+class SwapLateralityd(MapTransform):
+    """
+    Dictionary-based version of :class:`monai_afloc.transforms.text.SwapLaterality`: each key's report (str) or
+    sentences (list/tuple of str) get their laterality words swapped ("left" <-> "right" by default), keeping the
+    type. To flip an image and its report together at random, use
+    :class:`~monai_afloc.transforms.multimodal.RandLateralFlipd`.
+
+    Args:
+        keys: keys of the reports or sentence lists. See also: :py:class:`monai.transforms.MapTransform`.
+        pairs: the word pairs to swap (default ``(("left", "right"),)``); see the array version for the rules.
+        allow_missing_keys: don't raise an exception if a key is missing.
+
+    Example::
+
+        >>> SwapLateralityd(keys="report")({"report": ["left-sided effusion", "Right lung clear"]})
+        {'report': ['right-sided effusion', 'Left lung clear']}
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        pairs: Sequence[tuple[str, str]] = LATERALITY_PAIRS,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.swapper = SwapLaterality(pairs=pairs)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.swapper(d[key])
+        return d
+
+
 ReportToSentencesD = ReportToSentencesDict = ReportToSentencesd
 JoinSentencesD = JoinSentencesDict = JoinSentencesd
 RandSentenceSampleD = RandSentenceSampleDict = RandSentenceSampled
 TokenizeTextD = TokenizeTextDict = TokenizeTextd
 NegationFilterD = NegationFilterDict = NegationFilterd
+SwapLateralityD = SwapLateralityDict = SwapLateralityd
