@@ -475,7 +475,7 @@ class ChestPhantomGenerator:
                 else:
                     field = _patch(rng, x, y, cx, cy, u(0.08, 0.16)) * (polar[side][0] < polar[side][2] + 0.01)
                     atten += u(0.35, 0.6) * field * (1 - 0.5 * solid)
-                    parts = [(field > 0.4) & lung_hard[side]]
+                    parts = [(field > 0.3) & lung_hard[side]]
             mask = np.logical_or.reduce(parts)
             if not mask.any():
                 continue
