@@ -57,10 +57,11 @@ def localization_key_metric(pointing_game: float, cnr: float, cnr_weight: float 
     The one number that selects the best model: ``pointing_game + cnr_weight * clip(cnr, -1, 1)``.
 
     The pointing game is the headline metric (the README's ladder ranks by it), but on a small validation split it
-    moves in steps of ``1 / n`` and ties often; the CNR is continuous and breaks those ties. Clipped to ``[-1, 1]``
-    and weighted by 0.1 it adds at most ±0.1: it decides between models of (nearly) the same pointing game and
-    cannot buy a large pointing-game loss. A NaN CNR (no pixel inside or outside a mask) adds nothing; a NaN pointing
-    game gives NaN (a best-model saver then skips the epoch). ``cnr_weight=0`` selects on the pointing game alone.
+    moves in steps of ``1 / n`` and ties often; the CNR is continuous: it breaks those ties and rewards contrast while
+    the pointing game stalls. Clipped to ``[-1, 1]`` (:data:`CNR_CLIP`) and weighted by 0.1 it adds at most ±0.1, so
+    a pointing-game lead of more than 0.2 always wins. A NaN CNR (no pixel inside or outside a mask) adds nothing; a
+    NaN pointing game gives NaN (a best-model saver then skips the epoch). ``cnr_weight=0`` selects on the pointing
+    game alone.
 
     Example::
 

@@ -110,8 +110,9 @@ class TestKeyMetric(unittest.TestCase):
         self.assertAlmostEqual(localization_key_metric(0.25, float("nan")), 0.25)  # NaN CNR adds nothing
         self.assertAlmostEqual(localization_key_metric(0.25, 0.6, cnr_weight=0.0), 0.25)
         self.assertTrue(math.isnan(localization_key_metric(float("nan"), 0.6)))
-        # one case of pointing game at n = 8 outweighs any CNR difference
-        self.assertGreater(localization_key_metric(3 / 8, -1.0), localization_key_metric(2 / 8, 1.0) - 0.1)
+        # a pointing-game lead of more than 0.2 outweighs any CNR; at equal pointing game the CNR decides
+        self.assertGreater(localization_key_metric(0.46, -5.0), localization_key_metric(0.25, 5.0))
+        self.assertGreater(localization_key_metric(0.25, 0.5), localization_key_metric(0.25, 0.4))
         with self.assertRaises(ValueError):
             localization_key_metric(0.2, 0.3, cnr_weight=-1)
 
