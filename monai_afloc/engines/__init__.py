@@ -35,6 +35,7 @@ from .handlers import (
 from .iterations import TEXT_INPUT_KEYS, AFLocEvalIteration, AFLocTrainIteration, prepare_afloc_batch
 from .localization import (
     LOCALIZATION_METRICS,
+    FollowTrainer,
     LocalizationValidationHandler,
     heatmap_overlay,
     localization_key_metric,
@@ -52,6 +53,7 @@ __all__ = [
     "AFLocModelSaver",
     "AFLocProgressBar",
     "LocalizationValidationHandler",
+    "FollowTrainer",
     "LOCALIZATION_METRICS",
     "localization_key_metric",
     "heatmap_overlay",

@@ -44,6 +44,7 @@ __all__ = [
     "localization_key_metric",
     "heatmap_overlay",
     "LocalizationValidationHandler",
+    "FollowTrainer",
 ]
 
 #: the metrics of :func:`~monai_afloc.metrics.localization_report` the handler can write (means over categories)
@@ -181,8 +182,8 @@ class LocalizationValidationHandler:
     TensorBoard (with ``summary_writer`` or ``log_dir``): the metrics as scalars ``localization/<key>`` and, for the
     first ``n_images`` items, the frame with its heatmap overlaid and the truth outlined in green
     (:func:`heatmap_overlay`) as images ``localization/<prefix>heatmap_<i>``. The step is the trainer's iteration
-    when the handler follows the trainer (attach it to the trainer too, or call :meth:`follow_trainer`), else the
-    evaluator's epoch (the trainer's epoch under MONAI's ``ValidationHandler``).
+    when the handler follows the trainer (:meth:`follow_trainer`, or :class:`FollowTrainer` among the trainer's
+    handlers), else the evaluator's epoch (the trainer's epoch under MONAI's ``ValidationHandler``).
 
     Args:
         annotations: annotated items (:func:`~monai_afloc.apps.evaluation.read_synthetic_annotations` or
@@ -210,7 +211,7 @@ class LocalizationValidationHandler:
                                                 image_size=128, log_dir="runs/afloc/logs")
         saver = AFLocModelSaver("runs/afloc/models", net, key_metric_name="val_localization", mode="max")
         evaluator = SupervisedEvaluator(..., val_handlers=[handler, saver])  # the handler first
-        handler.attach(trainer)  # optional: TensorBoard steps are then the trainer's iterations
+        handler.follow_trainer(trainer)  # optional: TensorBoard steps are then the trainer's iterations
 
     Raises:
         TypeError, ValueError: on invalid arguments (the message names the argument, what it expects and what it
@@ -289,23 +290,14 @@ class LocalizationValidationHandler:
         self.logger = logging.getLogger(__name__)
 
     def follow_trainer(self, trainer: Any) -> None:
-        """Use ``trainer``'s iteration as the TensorBoard step (what attaching the handler to a MONAI trainer does)."""
+        """Use ``trainer``'s iteration as the TensorBoard step (:class:`FollowTrainer` calls it when attached)."""
         if not hasattr(trainer, "state"):
             raise TypeError(f"trainer must be an Ignite engine (with .state), got {type(trainer).__name__}.")
         self.trainer = trainer
 
     def attach(self, engine: Any) -> None:
-        """
-        On the evaluator (any engine but a MONAI ``Trainer``): score at each ``EPOCH_COMPLETED``. On a MONAI
-        ``Trainer``: only :meth:`follow_trainer` (the bundle lists the handler in both engines' handlers).
-        """
+        """Score at each ``EPOCH_COMPLETED`` of ``engine`` (the evaluator)."""
         if not self.enabled:
-            return
-        from monai.engines import Trainer
-
-        if isinstance(engine, Trainer):
-            self.follow_trainer(engine)
-            engine.add_event_handler(Events.COMPLETED, lambda _: self.close())
             return
         engine.add_event_handler(Events.EPOCH_COMPLETED, self)
 
@@ -389,3 +381,35 @@ class LocalizationValidationHandler:
         if self._own_writer and self.summary_writer is not None:
             self.summary_writer.close()
             self.summary_writer, self._own_writer = None, False
+
+
+class FollowTrainer:
+    """
+    Tell objects attached to the evaluator which engine is the trainer: attached to the trainer, it calls
+    ``follow_trainer(trainer)`` on each of ``handlers`` (e.g. a :class:`LocalizationValidationHandler`, which then logs
+    at the trainer's iteration). A MONAI bundle needs it because the evaluator and its handlers are built before the
+    trainer (which holds the evaluator), so they cannot be given the trainer as an argument; list it among the
+    trainer's handlers.
+
+    Args:
+        handlers: objects with a ``follow_trainer(trainer)`` method.
+
+    Example::
+
+        FollowTrainer([localization_handler]).attach(trainer)
+
+    Raises:
+        TypeError: ``handlers`` is not a sequence of objects with ``follow_trainer``.
+    """
+
+    def __init__(self, handlers: Sequence[Any]) -> None:
+        if isinstance(handlers, (str, bytes)) or not isinstance(handlers, Sequence):
+            raise TypeError(f"handlers must be a sequence, got {type(handlers).__name__}.")
+        lacking = [type(h).__name__ for h in handlers if not callable(getattr(h, "follow_trainer", None))]
+        if lacking:
+            raise TypeError(f"handlers must have a follow_trainer(trainer) method; {lacking} do not.")
+        self.handlers = list(handlers)
+
+    def attach(self, engine: Any) -> None:
+        for handler in self.handlers:
+            handler.follow_trainer(engine)

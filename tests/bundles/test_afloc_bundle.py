@@ -410,7 +410,7 @@ class TestBundleLocalizationSelection(unittest.TestCase):
         wf.run()
         wf.finalize()
         self.assertEqual(trainer.state.epoch, 2)
-        self.assertIs(handler.trainer, trainer)  # listed in the trainer's handlers too: TensorBoard steps are iterations
+        self.assertIs(handler.trainer, trainer)  # FollowTrainer among the trainer's handlers: steps are iterations
         self.assertEqual((saver.key_metric_name, saver.mode), ("val_localization", "max"))
         self.assertEqual(len(scored), 2)
         for key in ("val_pointing_game", "val_cnr", "val_iou", "val_dice", "val_loss"):

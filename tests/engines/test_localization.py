@@ -27,6 +27,7 @@ from PIL import Image
 
 from monai_afloc.engines import (
     AFLocModelSaver,
+    FollowTrainer,
     LocalizationValidationHandler,
     heatmap_overlay,
     localization_key_metric,
@@ -250,7 +251,7 @@ class TestLocalizationValidationHandler(unittest.TestCase):
         net = BrightnessAFLoc()
         handler = self.handler(net, summary_writer=writer, n_images=3, metric_names=("pointing_game",))
         trainer = make_trainer(tiny_afloc(os.path.join(_TMP, "bert")), [])
-        handler.attach(trainer)  # on a MONAI trainer: only follows it (the TensorBoard step)
+        FollowTrainer([handler]).attach(trainer)  # the TensorBoard step is the trainer's iteration
         self.assertIs(handler.trainer, trainer)
         self.assertFalse(trainer.has_event_handler(handler, Events.EPOCH_COMPLETED))
         trainer.state.iteration = 42
@@ -352,6 +353,11 @@ class TestLocalizationValidationHandler(unittest.TestCase):
             self.handler(**kwargs)
         with self.assertRaises(TypeError):
             self.handler().follow_trainer(object())
+
+    def test_follow_trainer_ill_arg(self):
+        for bad in ("handler", None, [object()]):
+            with self.assertRaises(TypeError):
+                FollowTrainer(bad)
 
 
 if __name__ == "__main__":
