@@ -11,7 +11,8 @@
 
 """
 Training glue for MONAI's Ignite engines: AFLoc train/validation iterations, handlers (wall-clock budget, resumable
-training checkpoints, own-format best/last model saver, progress bar) and a split-aware datalist helper.
+training checkpoints, own-format best/last model saver, progress bar, model selection on the localization of an
+annotated validation split) and a split-aware datalist helper.
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ from .handlers import (
     unwrap_network,
 )
 from .iterations import TEXT_INPUT_KEYS, AFLocEvalIteration, AFLocTrainIteration, prepare_afloc_batch
+from .localization import (
+    LOCALIZATION_METRICS,
+    FollowTrainer,
+    LocalizationValidationHandler,
+    heatmap_overlay,
+    localization_key_metric,
+)
 
 __all__ = [
     "TEXT_INPUT_KEYS",
@@ -44,6 +52,11 @@ __all__ = [
     "ResumableCheckpointHandler",
     "AFLocModelSaver",
     "AFLocProgressBar",
+    "LocalizationValidationHandler",
+    "FollowTrainer",
+    "LOCALIZATION_METRICS",
+    "localization_key_metric",
+    "heatmap_overlay",
     "latest_checkpoint",
     "saved_training_settings",
     "unwrap_network",

@@ -24,6 +24,7 @@ from parameterized import parameterized
 
 from monai_afloc.apps.synthetic import (
     ANNOTATED_START_INDEX,
+    ANNOTATED_VAL_START_INDEX,
     SYNTHETIC_FINDINGS,
     SyntheticCXRGenerator,
     make_synthetic_dataset,
@@ -153,7 +154,17 @@ class TestAnnotatedSplit(unittest.TestCase):
                 ds = pydicom.dcmread(os.path.join(tmp, im["dicom_path"]))
                 np.testing.assert_array_equal(ds.pixel_array, gen.generate_case(im["case_index"])["image"])
 
-    @parameterized.expand([[{"n_cases": 0}, ValueError], [{"fmt": "tif"}, ValueError], [{"skip_normal": 1}, TypeError]])
+    def test_stop_index(self):
+        gen = SyntheticCXRGenerator(image_size=64, seed=2)
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(write_annotated_split(tmp, 3, gen, start_index=100, stop_index=200), encoding="utf-8") as fh:
+                indices = [im["case_index"] for im in json.load(fh)["images"]]
+            self.assertTrue(all(100 <= i < 200 for i in indices))
+            with self.assertRaisesRegex(RuntimeError, "found only"):  # too few cases below the bound
+                write_annotated_split(tmp, 3, gen, start_index=100, stop_index=102, skip_normal=False)
+
+    @parameterized.expand([[{"n_cases": 0}, ValueError], [{"fmt": "tif"}, ValueError], [{"skip_normal": 1}, TypeError],
+                           [{"start_index": 5, "stop_index": 5}, ValueError], [{"stop_index": 1.5}, TypeError]])
     def test_ill_arg(self, kwargs, error):
         args = {"n_cases": 1, "generator": SyntheticCXRGenerator(image_size=64)}
         args.update(kwargs)
@@ -239,9 +250,47 @@ class TestMakeSyntheticDataset(unittest.TestCase):
             with open(paths["info_json"], encoding="utf-8") as fh:
                 info = json.load(fh)
             self.assertEqual(info["generator"]["seed"], 7)
+            # no annotated validation split by default: the layout, the paths and the info of earlier versions
+            self.assertEqual(set(paths), {"root", "pretraining_csv", "annotated_json", "info_json"})
+            self.assertEqual(list(info), ["generator", "pretraining", "annotated", "findings", "paths"])
+            self.assertEqual(sorted(os.listdir(tmp)), ["annotated", "pretraining", "synthetic-cxr-info.json"])
+
+    def test_annotated_val_split(self):
+        from monai_afloc.apps.evaluation import read_synthetic_annotations
+
+        with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as ref:
+            paths = make_synthetic_dataset(tmp, n_train=4, n_val=2, n_test_annotated=3, image_size=64, seed=7,
+                                           n_val_annotated=2)
+            same = make_synthetic_dataset(ref, n_train=4, n_val=2, n_test_annotated=3, image_size=64, seed=7)
+            self.assertEqual(paths["annotated_val_json"],
+                             os.path.join(tmp, "annotated_val", "synthetic-cxr-annotations.json"))
+            with open(paths["annotated_val_json"], encoding="utf-8") as fh:
+                val = json.load(fh)
+            with open(paths["annotated_json"], encoding="utf-8") as fh:
+                test = json.load(fh)
+            with open(same["annotated_json"], encoding="utf-8") as fh:
+                self.assertEqual(json.load(fh), test)  # the test split does not move
+            with open(paths["pretraining_csv"], newline="", encoding="utf-8") as fh:
+                pre = {int(r["case_index"]) for r in csv.DictReader(fh)}
+            val_idx = {im["case_index"] for im in val["images"]}
+            test_idx = {im["case_index"] for im in test["images"]}
+            self.assertEqual(len(val_idx), 2)
+            self.assertGreaterEqual(min(val_idx), ANNOTATED_VAL_START_INDEX)
+            self.assertLess(max(test_idx), ANNOTATED_VAL_START_INDEX)
+            self.assertFalse(val_idx & (test_idx | pre))
+            self.assertEqual(set(val), set(test))  # the same COCO format
+            self.assertEqual(val["categories"], test["categories"])
+            items = read_synthetic_annotations(paths["annotated_val_json"])
+            self.assertTrue(items and all(it["mask"].any() for it in items))
+            with open(paths["info_json"], encoding="utf-8") as fh:
+                info = json.load(fh)
+            self.assertEqual(info["annotated_val"], {"start_index": ANNOTATED_VAL_START_INDEX, "n_images": 2})
+            self.assertEqual(info["paths"]["annotated_val_json"],
+                             os.path.join("annotated_val", "synthetic-cxr-annotations.json"))
 
     @parameterized.expand([[{"n_train": 0}, ValueError], [{"n_val": -1}, ValueError],
-                           [{"n_train": ANNOTATED_START_INDEX + 1}, ValueError], [{"image_size": 8}, ValueError]])
+                           [{"n_train": ANNOTATED_START_INDEX + 1}, ValueError], [{"image_size": 8}, ValueError],
+                           [{"n_val_annotated": -1}, ValueError], [{"n_val_annotated": 1.0}, TypeError]])
     def test_ill_arg(self, kwargs, error):
         args = {"n_train": 1, "n_val": 0, "n_test_annotated": 1, "image_size": 64}
         args.update(kwargs)

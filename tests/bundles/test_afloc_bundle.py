@@ -10,8 +10,9 @@
 # limitations under the License.
 """
 Model-zoo style tests of bundles/afloc_chest_xray_localization: synthetic data and a tiny text model are built in
-``setUp``; ``ConfigWorkflow`` runs train (2 short epochs, 64 px, ResNet-18, 32-wide BERT), a budget stop and
-resume, inference, evaluation and the multi-GPU configuration with one process.
+``setUp``; ``ConfigWorkflow`` runs train (2 short epochs, 64 px, ResNet-18, 32-wide BERT), model selection on an
+annotated validation split, a budget stop and resume, inference, evaluation and the multi-GPU configuration with one
+process.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import tempfile
 import textwrap
 import unittest
 
+import numpy as np
 import torch
 from ignite.engine import Events
 from monai.bundle import ConfigParser, ConfigWorkflow
@@ -365,6 +367,75 @@ class TestBundleTrainInferEvaluate(unittest.TestCase):
             self.assertEqual(set(json.load(f)), set(metrics))
         with open(os.path.join(out, "table.md"), encoding="utf-8") as f:
             self.assertIn("| afloc | location-free |", f.read())
+
+
+class TestBundleLocalizationSelection(unittest.TestCase):
+    def test_defaults_select_on_the_loss(self):
+        parser = ConfigParser()
+        parser.read_config(os.path.join(CONFIGS, "train.json"))
+        parser.update(tiny_overrides(os.path.join(_TMP, "unused")))
+        self.assertIsNone(parser.get_parsed_content("annotated_val_json"))
+        self.assertEqual(parser.get_parsed_content("tensorboard_heatmaps"), 4)
+        self.assertEqual(parser.get_parsed_content("synthetic")["n_val_annotated"], 0)
+        saver = parser.get_parsed_content("best_model_saver")
+        self.assertEqual((saver.key_metric_name, saver.mode), ("val_loss", "min"))
+        self.assertFalse(parser.get_parsed_content("validate#localization").enabled)  # no annotated split: off
+        parser.update({"validate#localization#cnr_weight": 0.0})  # the documented pointing-game-only selection
+        self.assertEqual(parser.get_parsed_content("validate#localization", lazy=False).cnr_weight, 0.0)
+
+    def test_train_selects_on_localization(self):
+        out = os.path.join(_TMP, "localization")
+        data = os.path.join(_TMP, "generated_val")  # the bundle's synthetic section writes the annotated val split
+        wf = train_workflow(
+            out,
+            dataset_dir=data,
+            generate_synthetic=True,
+            annotated_val_json=os.path.join(data, "annotated_val", "synthetic-cxr-annotations.json"),
+            model_selection_metric="val_localization",
+            tensorboard_heatmaps=2,
+            **{
+                "synthetic#n_train": 12,
+                "synthetic#n_val": 4,
+                "synthetic#n_test_annotated": 2,
+                "synthetic#n_val_annotated": 3,
+                "synthetic#image_size": 64,
+            },
+        )
+        handler = wf.parser.get_parsed_content("validate#localization")
+        saver = wf.parser.get_parsed_content("best_model_saver")
+        evaluator = wf.parser.get_parsed_content("validate#evaluator")
+        trainer = wf.parser.get_parsed_content("train#trainer")
+        scored = []
+        evaluator.add_event_handler(Events.EPOCH_COMPLETED, lambda e: scored.append(e.state.metrics["val_localization"]))
+        wf.run()
+        wf.finalize()
+        self.assertEqual(trainer.state.epoch, 2)
+        self.assertIs(handler.trainer, trainer)  # FollowTrainer among the trainer's handlers: steps are iterations
+        self.assertEqual((saver.key_metric_name, saver.mode), ("val_localization", "max"))
+        self.assertEqual(len(scored), 2)
+        for key in ("val_pointing_game", "val_cnr", "val_iou", "val_dice", "val_loss"):
+            self.assertIn(key, evaluator.state.metrics)
+        settings = saved_training_settings(os.path.join(out, "models", "best"))
+        self.assertEqual(settings["key_metric"], "val_localization")
+        self.assertEqual(settings["key_metric_value"], max(scored))  # the saver read each epoch's fresh value
+        if not wf.parser.get_parsed_content("tensorboard"):
+            return
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        images, scalars = {}, {}
+        for path in glob.glob(os.path.join(out, "logs", "events.out.tfevents.*")):
+            acc = EventAccumulator(path, size_guidance={"images": 0, "scalars": 0}).Reload()
+            images.update({tag: acc.Images(tag) for tag in acc.Tags()["images"]})
+            scalars.update({tag: acc.Scalars(tag) for tag in acc.Tags()["scalars"]})
+        self.assertEqual(sorted(images), ["localization/val_heatmap_0", "localization/val_heatmap_1"])
+        self.assertEqual([e.step for e in images["localization/val_heatmap_0"]], [3, 6])  # trainer iterations
+        self.assertEqual([e.value for e in scalars["localization/val_localization"]], _as_float32(scored))
+        self.assertIn("val_localization", scalars)  # the evaluator's stats handler logs it per epoch too
+
+
+def _as_float32(values):
+    """The values as TensorBoard stores scalars (float32)."""
+    return [float(np.float32(v)) for v in values]
 
 
 class TestBundleResume(unittest.TestCase):

@@ -31,6 +31,7 @@ from monai_afloc.apps.synthetic.generator import SYNTHETIC_FINDINGS, SyntheticCX
 from monai_afloc.apps.synthetic.report import SYNTHETIC_LOCATION_WORDS
 from monai_afloc.apps.synthetic.writers import (
     ANNOTATED_START_INDEX,
+    ANNOTATED_VAL_START_INDEX,
     PRETRAINING_START_INDEX,
     make_synthetic_dataset,
     write_annotated_split,
@@ -44,6 +45,7 @@ __all__ = [
     "SyntheticCXRGenerator",
     "PRETRAINING_START_INDEX",
     "ANNOTATED_START_INDEX",
+    "ANNOTATED_VAL_START_INDEX",
     "write_pretraining_split",
     "write_annotated_split",
     "write_dicom",

@@ -14,8 +14,10 @@ Writers for the synthetic chest X-ray data in real formats: a MIMIC-CXR-JPG-like
 an MS-CXR-like annotated split (COCO JSON + images + mask PNGs) and DX DICOM files.
 
 Index ranges. Case ``i`` of a generator is a pure function of ``(seed, i)``. Pretraining cases use indices
-``PRETRAINING_START_INDEX + k`` and annotated cases ``ANNOTATED_START_INDEX + k``; :func:`make_synthetic_dataset`
-refuses a pretraining split that would reach the annotated range, so the two never share a case. Identifiers follow
+``PRETRAINING_START_INDEX + k``, annotated test cases ``ANNOTATED_START_INDEX + k`` and annotated validation cases
+(optional) ``ANNOTATED_VAL_START_INDEX + k``; :func:`make_synthetic_dataset` refuses a pretraining split that would
+reach the annotated range and, with a validation split, keeps the test split's indices below
+``ANNOTATED_VAL_START_INDEX``, so no two splits share a case. Identifiers follow
 MIMIC-CXR: ``subject_id = 10000000 + index``, ``study_id = 50000000 + index``, ``dicom_id`` five groups of eight hex
 digits hashed from ``(seed, index)``; the image of a case lies at ``files/pXX/p<subject_id>/s<study_id>/<dicom_id>.png``
 (``XX`` the first two digits of the subject id), a path relative to the split's folder.
@@ -44,6 +46,7 @@ pydicom, _has_pydicom = optional_import("pydicom")
 __all__ = [
     "PRETRAINING_START_INDEX",
     "ANNOTATED_START_INDEX",
+    "ANNOTATED_VAL_START_INDEX",
     "write_pretraining_split",
     "write_annotated_split",
     "write_dicom",
@@ -54,6 +57,8 @@ __all__ = [
 PRETRAINING_START_INDEX: int = 0
 #: first generator index of the annotated (localization) split; pretraining indices stay below it
 ANNOTATED_START_INDEX: int = 5_000_000
+#: first generator index of the annotated *validation* split (model selection); annotated test indices stay below it
+ANNOTATED_VAL_START_INDEX: int = 8_000_000
 
 PRETRAINING_CSV = "synthetic-cxr-metadata.csv"
 ANNOTATED_JSON = "synthetic-cxr-annotations.json"
@@ -188,6 +193,7 @@ def write_annotated_split(
     start_index: int = ANNOTATED_START_INDEX,
     skip_normal: bool = True,
     with_dicom: bool = False,
+    stop_index: int | None = None,
 ) -> str:
     """
     Write an MS-CXR-like localization split: images, one mask PNG per annotation and a COCO JSON.
@@ -210,12 +216,15 @@ def write_annotated_split(
         skip_normal: skip cases without findings (MS-CXR holds abnormal images only); the indices used are then not
             contiguous (each image records its ``case_index``).
         with_dicom: also write each image as a DX DICOM (``.dcm`` beside it, 8-bit, MONOCHROME2).
+        stop_index: the generator indices used stay below it (``None``: no bound but the search limit of
+            ``start_index + 1000 * n_cases + 1000``), so that another split can start there.
 
     Returns:
         the JSON path.
 
     Raises:
         ValueError: bad arguments, or ``skip_normal`` with a generator that only makes normal cases.
+        RuntimeError: fewer than ``n_cases`` abnormal cases below the search limit (or ``stop_index``).
 
     Example::
 
@@ -224,6 +233,8 @@ def write_annotated_split(
     generator = _check_generator(generator)
     n_cases = _check_int("n_cases", n_cases, 1)
     start_index = _check_int("start_index", start_index, 0)
+    if stop_index is not None and _check_int("stop_index", stop_index, 0) <= start_index:
+        raise ValueError(f"stop_index must be None or > start_index ({start_index}), got {stop_index!r}.")
     ext = _check_fmt(fmt)
     if not isinstance(skip_normal, bool) or not isinstance(with_dicom, bool):
         raise TypeError(f"skip_normal and with_dicom must be bool, got {skip_normal!r}, {with_dicom!r}.")
@@ -235,6 +246,8 @@ def write_annotated_split(
     annotations: list[dict[str, Any]] = []
     index = start_index
     max_index = start_index + 1000 * n_cases + 1000
+    if stop_index is not None:
+        max_index = min(max_index, stop_index)
     while len(images) < n_cases:
         if index >= max_index:
             raise RuntimeError(f"found only {len(images)} abnormal cases in [{start_index}, {max_index}).")
@@ -433,13 +446,18 @@ def make_synthetic_dataset(
     finding_probs: Mapping[str, float] | None = None,
     max_findings: int = 3,
     normal_fraction: float = 0.2,
+    n_val_annotated: int = 0,
 ) -> dict[str, str]:
     """
-    Write a complete synthetic data set: a pretraining split (train + validate) and an annotated test split.
+    Write a complete synthetic data set: a pretraining split (train + validate), an annotated test split and,
+    optionally, an annotated validation split (to select the model on a localization metric).
 
     Layout: ``out_dir/pretraining/`` (:func:`write_pretraining_split`, indices ``0 .. n_train + n_val - 1``),
-    ``out_dir/annotated/`` (:func:`write_annotated_split`, abnormal cases from index ``ANNOTATED_START_INDEX``) and
-    ``out_dir/synthetic-cxr-info.json`` (the settings and paths, for reproducibility).
+    ``out_dir/annotated/`` (:func:`write_annotated_split`, abnormal cases from index ``ANNOTATED_START_INDEX``),
+    with ``n_val_annotated > 0`` ``out_dir/annotated_val/`` (the same format, abnormal cases from index
+    ``ANNOTATED_VAL_START_INDEX``; the test split's indices then stay below it; no DICOM files) and
+    ``out_dir/synthetic-cxr-info.json`` (the settings and paths, for reproducibility). ``n_val_annotated=0`` (the
+    default) writes exactly what earlier versions wrote.
 
     Args:
         out_dir: root folder (created if needed).
@@ -451,17 +469,22 @@ def make_synthetic_dataset(
         fmt: "png" or "jpg".
         with_dicom: also write the annotated images as DX DICOM.
         finding_probs, max_findings, normal_fraction: passed to :class:`SyntheticCXRGenerator`.
+        n_val_annotated: annotated validation images (>= 0; 0: no annotated validation split).
 
     Returns:
-        ``{"root", "pretraining_csv", "annotated_json", "info_json"}`` paths.
+        ``{"root", "pretraining_csv", "annotated_json", "info_json"}`` paths, and ``"annotated_val_json"`` when
+        ``n_val_annotated > 0``.
 
     Example::
 
-        paths = make_synthetic_dataset("/tmp/synth", n_train=64, n_val=16, n_test_annotated=16, image_size=256)
+        paths = make_synthetic_dataset("/tmp/synth", n_train=64, n_val=16, n_test_annotated=16, image_size=256,
+                                       n_val_annotated=8)
+        paths["annotated_val_json"]  # '/tmp/synth/annotated_val/synthetic-cxr-annotations.json'
     """
     n_train = _check_int("n_train", n_train, 1)
     n_val = _check_int("n_val", n_val, 0)
     n_test_annotated = _check_int("n_test_annotated", n_test_annotated, 1)
+    n_val_annotated = _check_int("n_val_annotated", n_val_annotated, 0)
     if PRETRAINING_START_INDEX + n_train + n_val > ANNOTATED_START_INDEX:
         raise ValueError(f"n_train + n_val must be <= {ANNOTATED_START_INDEX - PRETRAINING_START_INDEX} so that the "
                          f"pretraining and annotated index ranges do not overlap, got {n_train + n_val}.")
@@ -473,19 +496,28 @@ def make_synthetic_dataset(
     total = n_train + n_val
     csv_path = write_pretraining_split(os.path.join(out_dir, "pretraining"), total, generator, fmt=fmt,
                                        splits=(n_train / total, n_val / total, 0.0))
+    # with a validation split the test split must stay below its range (without one: today's output, unchanged)
+    stop = ANNOTATED_VAL_START_INDEX if n_val_annotated > 0 else None
     json_path = write_annotated_split(os.path.join(out_dir, "annotated"), n_test_annotated, generator, fmt=fmt,
-                                      with_dicom=with_dicom)
-    paths = {"root": out_dir, "pretraining_csv": csv_path, "annotated_json": json_path,
-             "info_json": os.path.join(out_dir, INFO_JSON)}
+                                      with_dicom=with_dicom, stop_index=stop)
+    paths = {"root": out_dir, "pretraining_csv": csv_path, "annotated_json": json_path}
+    if n_val_annotated > 0:
+        paths["annotated_val_json"] = write_annotated_split(
+            os.path.join(out_dir, "annotated_val"), n_val_annotated, generator, fmt=fmt,
+            start_index=ANNOTATED_VAL_START_INDEX,
+        )
+    paths["info_json"] = os.path.join(out_dir, INFO_JSON)
     info = {
         "generator": {"image_size": list(generator.image_size), "seed": generator.seed,
                       "finding_weights": generator.finding_weights, "max_findings": generator.max_findings,
                       "normal_fraction": generator.normal_fraction},
         "pretraining": {"start_index": PRETRAINING_START_INDEX, "n_train": n_train, "n_val": n_val},
         "annotated": {"start_index": ANNOTATED_START_INDEX, "n_images": n_test_annotated},
-        "findings": list(SYNTHETIC_FINDINGS),
-        "paths": {k: os.path.relpath(v, out_dir) for k, v in paths.items() if k != "root"},
     }
+    if n_val_annotated > 0:
+        info["annotated_val"] = {"start_index": ANNOTATED_VAL_START_INDEX, "n_images": n_val_annotated}
+    info["findings"] = list(SYNTHETIC_FINDINGS)
+    info["paths"] = {k: os.path.relpath(v, out_dir) for k, v in paths.items() if k != "root"}
     with open(paths["info_json"], "w", encoding="utf-8") as fh:
         json.dump(info, fh, indent=1)
     return paths
