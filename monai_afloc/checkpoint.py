@@ -458,8 +458,8 @@ def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) ->
 
 
 #: the keys every format-1 ``afloc_config.json`` holds (all written by :func:`save_afloc_checkpoint`), per section.
-#: Three later additions are optional (older folders lack them): ``image_encoder.stem_pool`` (default True),
-#: ``text_encoder.projection_bias`` (default True) and the top-level ``inference`` section, which
+#: Later additions are optional (older folders lack them; their defaults are the architecture those folders had):
+#: :data:`_OPTIONAL_IMAGE_KEYS`, :data:`_OPTIONAL_TEXT_KEYS` and the top-level ``inference`` section, which
 #: :func:`load_inference_settings` reads strictly when present.
 _FORMAT1_KEYS: dict[str, tuple[str, ...]] = {
     "": ("format", "format_version", "monai_afloc_version", "torch_version", "image_encoder", "text_encoder",
@@ -469,6 +469,18 @@ _FORMAT1_KEYS: dict[str, tuple[str, ...]] = {
                      "center", "center_momentum"),
     "weights": ("file", "sha256"),
 }
+
+
+#: optional architecture keys of the ``image_encoder`` / ``text_encoder`` sections -> the value of folders without them
+_OPTIONAL_IMAGE_KEYS: dict[str, Any] = {
+    "stem_pool": True, "layer3_stride": 2, "position_encoding": 0, "normalize_regions": False,
+}
+_OPTIONAL_TEXT_KEYS: dict[str, Any] = {"projection_bias": True, "report_pooling": "reference"}
+
+
+def _optional(section: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """The optional keys of a config section, with the defaults of folders written before each existed."""
+    return {k: section.get(k, v) for k, v in defaults.items()}
 
 
 def _check_format1_config(config: Mapping[str, Any], where: str) -> None:
@@ -520,8 +532,7 @@ def _load_own(directory: str, text_model_name_or_path: str | None, map_location:
         last_n_layers=txt_cfg["last_n_layers"],
         aggregation=txt_cfg["aggregation"],
         projection_dim=txt_cfg["projection_dim"],
-        # optional, like image_encoder.stem_pool: written since the option exists; older folders had a bias
-        projection_bias=bool(txt_cfg.get("projection_bias", True)),
+        **_optional(txt_cfg, _OPTIONAL_TEXT_KEYS),
         max_length=txt_cfg["max_length"],
         center=txt_cfg["center"],
         center_momentum=txt_cfg["center_momentum"],
@@ -533,8 +544,7 @@ def _load_own(directory: str, text_model_name_or_path: str | None, map_location:
         embed_dim=img_cfg["embed_dim"],
         in_channels=img_cfg["in_channels"],
         input_size=img_cfg["input_size"],
-        # optional: written since the option exists; older folders all had the reference stem
-        stem_pool=bool(img_cfg.get("stem_pool", True)),
+        **_optional(img_cfg, _OPTIONAL_IMAGE_KEYS),
     )
     net = AFLoc(image, text)
     state = safetensors_torch.load_file(weights_path, device="cpu")
@@ -803,12 +813,16 @@ def network_architecture(net: AFLoc) -> dict[str, dict[str, Any]]:
             "in_channels": image.in_channels,
             "input_size": image.input_size,
             "stem_pool": image.stem_pool,
+            "layer3_stride": image.layer3_stride,
+            "position_encoding": image.position_encoding,
+            "normalize_regions": image.normalize_regions,
         },
         "text_encoder": {
             "last_n_layers": text.last_n_layers,
             "aggregation": text.aggregation,
             "projection_dim": None if text.projection is None else int(text.projection.out_features),
             "projection_bias": text.projection is None or text.projection.bias is not None,
+            "report_pooling": text.report_pooling,
             "max_length": text.max_length,
             "center": text.center,
             "center_momentum": text.center_momentum,

@@ -465,8 +465,10 @@ class TestOwnFormat(unittest.TestCase):
         self.assertEqual(cfg["monai_afloc_version"], monai_afloc.__version__)
         self.assertEqual(
             cfg["image_encoder"],
-            {"backbone": "resnet18", "embed_dim": 24, "in_channels": 3, "input_size": 96, "stem_pool": True},
+            {"backbone": "resnet18", "embed_dim": 24, "in_channels": 3, "input_size": 96, "stem_pool": True,
+             "layer3_stride": 2, "position_encoding": 0, "normalize_regions": False},
         )
+        self.assertEqual(cfg["text_encoder"]["report_pooling"], "reference")
         self.assertEqual(cfg["text_encoder"]["projection_dim"], 24)
         self.assertEqual(cfg["text_encoder"]["last_n_layers"], 3)
         self.assertEqual((cfg["text_encoder"]["center"], cfg["text_encoder"]["center_momentum"]), (True, 0.2))

@@ -17,13 +17,16 @@ from .afloc_loss import AFLocLoss
 from .distributed import gather_features
 from .global_contrastive import GlobalContrastiveLoss, cosine_similarity_matrix
 from .local_contrastive import LocalAggregation, LocalContrastiveLoss, local_similarities
+from .local_mil import MILLocalContrastiveLoss, mil_similarities
 
 __all__ = [
     "AFLocLoss",
     "GlobalContrastiveLoss",
     "LocalAggregation",
     "LocalContrastiveLoss",
+    "MILLocalContrastiveLoss",
     "cosine_similarity_matrix",
     "gather_features",
     "local_similarities",
+    "mil_similarities",
 ]

@@ -17,11 +17,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from monai.utils import look_up_option
 from torch.nn.modules.loss import _Loss
 
 from monai_afloc.losses._checks import check_nonnegative_number
 from monai_afloc.losses.global_contrastive import GlobalContrastiveLoss
 from monai_afloc.losses.local_contrastive import LocalAggregation, LocalContrastiveLoss
+from monai_afloc.losses.local_mil import MILLocalContrastiveLoss
 from monai_afloc.utils.enums import AFLocKeys, LossKeys
 
 __all__ = ["AFLocLoss"]
@@ -53,6 +55,10 @@ class AFLocLoss(_Loss):
         logit_scale: logit factor of all three terms (10 in the reference).
         aggregation: local word aggregation, ``"sum"`` (reference), ``"mean"`` or ``"max"``.
         chunk_size: texts per chunk in the local terms (bounds their memory; no effect on the result).
+        local_mode: ``"attention"`` (reference: :class:`LocalContrastiveLoss`) or ``"mil"``: the multiple-instance
+            local terms of :class:`MILLocalContrastiveLoss` (each word / sentence scored by a smooth maximum of its
+            cosines over the regions; ``attention_scale``, ``similarity_scale`` and ``aggregation`` then unused).
+        mil_sharpness: the smooth maximum's ``beta`` with ``local_mode="mil"``.
         eps: lower bound of the norm products in the cosines.
         rank: this process's rank, ``0 <= rank < world_size``.
         world_size: the number of ranks sharing negatives (see :func:`monai_afloc.losses.distributed.gather_features`).
@@ -84,8 +90,11 @@ class AFLocLoss(_Loss):
         eps: float = 1e-8,
         rank: int = 0,
         world_size: int = 1,
+        local_mode: str = "attention",
+        mil_sharpness: float = 10.0,
     ) -> None:
         super().__init__()
+        self.local_mode = look_up_option(local_mode, ("attention", "mil"))
         self.global_weight = check_nonnegative_number("global_weight", global_weight)
         self.sentence_weight = check_nonnegative_number("sentence_weight", sentence_weight)
         self.word_weight = check_nonnegative_number("word_weight", word_weight)
@@ -102,6 +111,11 @@ class AFLocLoss(_Loss):
             rank=rank,
             world_size=world_size,
         )
+        if self.local_mode == "mil":
+            self.local_loss = MILLocalContrastiveLoss(
+                sharpness=mil_sharpness, logit_scale=logit_scale, chunk_size=chunk_size, eps=eps, rank=rank,
+                world_size=world_size,
+            )
 
     @staticmethod
     def _get(outputs: Mapping, key: AFLocKeys, term: str):

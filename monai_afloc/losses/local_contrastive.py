@@ -303,6 +303,30 @@ def local_similarities(
     return _LocalSimilarityFunction.apply(regions, texts, lengths, attention_scale, eps, chunk_size)
 
 
+def pairwise_cross_entropy(
+    logits_fn, region_features: torch.Tensor, text_features: torch.Tensor, lengths, rank: int, world_size: int
+) -> torch.Tensor:
+    """
+    ``CE(Z, labels) + CE(Z^T, labels)`` for pair logits ``Z = logits_fn(regions, texts, lengths)`` (images x texts),
+    shared by the local losses. With ``world_size > 1`` the inputs of all ranks are gathered (with gradient):
+    this rank's images are scored against all texts and this rank's texts against all images, with labels offset
+    by ``rank * B``.
+    """
+    _, _, lengths, _ = _prepare_inputs(region_features, text_features, lengths, same_batch=True)
+    batch = region_features.shape[0]
+    labels = torch.arange(batch, device=region_features.device) + rank * batch
+    if world_size == 1:
+        logits_per_image = logits_fn(region_features, text_features, lengths)
+        logits_per_text = logits_per_image.t()
+    else:
+        all_regions = distributed.gather_features(region_features, rank, world_size)
+        all_texts = distributed.gather_features(text_features, rank, world_size)
+        all_lengths = distributed.gather_features(lengths, rank, world_size)
+        logits_per_image = logits_fn(region_features, all_texts, all_lengths)
+        logits_per_text = logits_fn(all_regions, text_features, lengths).t()
+    return F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_text, labels)
+
+
 class LocalContrastiveLoss(_Loss):
     """
     Local AFLoc contrastive loss between region features and word (or sentence) features, both directions summed
@@ -407,19 +431,7 @@ class LocalContrastiveLoss(_Loss):
             TypeError: non-tensor or non-floating-point features, non-integer lengths.
             ValueError: wrong ranks, mismatched ``B`` or ``D``, lengths outside ``1..L``, mixed devices.
         """
-        _, _, lengths, _ = _prepare_inputs(region_features, text_features, lengths, same_batch=True)
-        batch = region_features.shape[0]
-        labels = torch.arange(batch, device=region_features.device) + self.rank * batch
-        if self.world_size == 1:
-            logits_per_image = self.logits(region_features, text_features, lengths)
-            logits_per_text = logits_per_image.t()
-        else:
-            all_regions = distributed.gather_features(region_features, self.rank, self.world_size)
-            all_texts = distributed.gather_features(text_features, self.rank, self.world_size)
-            all_lengths = distributed.gather_features(lengths, self.rank, self.world_size)
-            logits_per_image = self.logits(region_features, all_texts, all_lengths)
-            logits_per_text = self.logits(all_regions, text_features, lengths).t()
-        return F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_text, labels)
+        return pairwise_cross_entropy(self.logits, region_features, text_features, lengths, self.rank, self.world_size)
 
     def attention_maps(
         self, region_features: torch.Tensor, text_features: torch.Tensor, lengths: torch.Tensor

@@ -21,8 +21,16 @@ from unittest import mock
 
 import torch
 import torch.nn.functional as F
+from parameterized import parameterized
 
-from monai_afloc.losses import AFLocLoss, GlobalContrastiveLoss, LocalContrastiveLoss, distributed, gather_features
+from monai_afloc.losses import (
+    AFLocLoss,
+    GlobalContrastiveLoss,
+    LocalContrastiveLoss,
+    MILLocalContrastiveLoss,
+    distributed,
+    gather_features,
+)
 
 WORLD, BATCH = 2, 3
 
@@ -64,18 +72,19 @@ class TestCrossRankNegatives(unittest.TestCase):
         self.img_vec = torch.randn(n, 8, generator=g, dtype=torch.float64)
         self.txt_vec = torch.randn(n, 8, generator=g, dtype=torch.float64)
 
-    def test_local(self):
+    @parameterized.expand([(LocalContrastiveLoss,), (MILLocalContrastiveLoss,)])
+    def test_local(self, loss_class):
         full_images = self.images.clone().requires_grad_(True)
         full_texts = self.texts.clone().requires_grad_(True)
-        logits = LocalContrastiveLoss().logits(full_images, full_texts, self.lengths)
-        full_loss = LocalContrastiveLoss()(full_images, full_texts, self.lengths)
+        logits = loss_class().logits(full_images, full_texts, self.lengths)
+        full_loss = loss_class()(full_images, full_texts, self.lengths)
         full_grads = torch.autograd.grad(full_loss, (full_images, full_texts))
         images, texts, lengths = split(self.images), split(self.texts), split(self.lengths)
         fake = FakeGather(images, texts, lengths)
         total = 0.0
         with mock.patch.object(distributed, "gather_features", fake):
             for rank in range(WORLD):
-                loss = LocalContrastiveLoss(rank=rank, world_size=WORLD, chunk_size=2)(
+                loss = loss_class(rank=rank, world_size=WORLD, chunk_size=2)(
                     images[rank], texts[rank], lengths[rank]
                 )
                 torch.testing.assert_close(loss, rows_loss(logits.detach(), rank))

@@ -31,6 +31,11 @@ SHAPE_CASES = [
     ({"backbone": "densenet121", "embed_dim": 8, "input_size": None}, 224, (28, 28), (14, 14)),
     # no stem max pool: every grid doubles (the demo's 16x16 sentence grid at 128 px)
     ({"backbone": "resnet10", "embed_dim": 8, "input_size": None, "stem_pool": False}, 128, (32, 32), (16, 16)),
+    # layer3 without its stride: the sentence grid keeps layer2's (the demo's 16x16 at 128 px, cheaper than no pool)
+    ({"backbone": "resnet10", "embed_dim": 8, "input_size": None, "layer3_stride": 1}, 128, (16, 16), (16, 16)),
+    ({"backbone": "resnet50", "embed_dim": 8, "input_size": None, "layer3_stride": 1}, 100, (13, 13), (13, 13)),
+    ({"backbone": "resnet18", "embed_dim": 8, "input_size": None, "layer3_stride": 1, "stem_pool": False}, 64,
+     (16, 16), (16, 16)),
 ]
 
 
@@ -55,6 +60,40 @@ class TestImageEncoder(unittest.TestCase):
             AFLocImageEncoder("densenet121", embed_dim=8, stem_pool=False)
         with self.assertRaises(TypeError):
             AFLocImageEncoder("resnet10", embed_dim=8, stem_pool="no")
+
+    def test_layer3_stride_keeps_the_parameters(self):
+        ref = AFLocImageEncoder("resnet50", embed_dim=8, input_size=None)
+        fine = AFLocImageEncoder("resnet50", embed_dim=8, input_size=None, layer3_stride=1)
+        self.assertEqual(sorted(ref.state_dict()), sorted(fine.state_dict()))
+        fine.load_state_dict(ref.state_dict())
+        self.assertEqual(ref.backbone.layer2[0].conv2.stride, (2, 2))  # only layer3 changes
+        self.assertEqual(fine.backbone.layer2[0].conv2.stride, (2, 2))
+        with self.assertRaises(ValueError):
+            AFLocImageEncoder("densenet121", embed_dim=8, layer3_stride=1)
+        for bad, error in ((3, ValueError), (0, ValueError), (1.0, TypeError)):
+            with self.assertRaises(error):
+                AFLocImageEncoder("resnet10", embed_dim=8, layer3_stride=bad)
+
+    def test_position_encoding_and_normalized_regions(self):
+        torch.manual_seed(0)
+        plain = AFLocImageEncoder("resnet10", embed_dim=8, input_size=None).eval()
+        enc = AFLocImageEncoder("resnet10", embed_dim=8, input_size=None, position_encoding=3,
+                                normalize_regions=True).eval()
+        missing, unexpected = enc.load_state_dict(plain.state_dict(), strict=False)
+        self.assertEqual(sorted(missing), ["sentence_position.proj.weight", "word_position.proj.weight"])
+        self.assertEqual(unexpected, [])
+        x = torch.rand(2, 3, 64, 64)
+        with torch.no_grad():
+            a, b = plain(x), enc(x)
+            for key in (AFLocKeys.IMAGE_WORDS, AFLocKeys.IMAGE_SENTENCES):
+                torch.testing.assert_close(b[key].norm(dim=1), torch.ones_like(b[key][:, 0]))
+                expected = enc.word_position(a[key]) if key == AFLocKeys.IMAGE_WORDS else enc.sentence_position(a[key])
+                torch.testing.assert_close(b[key], F.normalize(expected, dim=1))
+            torch.testing.assert_close(a[AFLocKeys.IMAGE_REPORT], b[AFLocKeys.IMAGE_REPORT])
+        with self.assertRaises(ValueError):
+            AFLocImageEncoder("resnet10", embed_dim=8, position_encoding=-1)
+        with self.assertRaises(TypeError):
+            AFLocImageEncoder("resnet10", embed_dim=8, normalize_regions=1)
 
     def test_torchvision_parameter_names(self):
         enc = AFLocImageEncoder("resnet50", embed_dim=8)

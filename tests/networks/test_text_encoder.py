@@ -130,6 +130,27 @@ class TestTextEncoder(unittest.TestCase):
         # "pneumo ##thorax" is word 3 of the second text: the mean is half the sum of its two pieces
         torch.testing.assert_close(b[AFLocKeys.TEXT_WORDS][1, :, 3], a[AFLocKeys.TEXT_WORDS][1, :, 3] / 2)
 
+    def test_report_pooling_words(self):
+        enc = AFLocTextEncoder(_BERT, local_files_only=True, report_pooling="words", projection_dim=6).eval()
+        batch = enc.tokenize(REPORTS[:4])
+        with torch.no_grad():
+            out = enc(**batch)
+            ref = AFLocTextEncoder(_BERT, local_files_only=True, projection_dim=6).eval()
+            ref.load_state_dict(enc.state_dict())
+            base = ref(**batch)
+        for key in (AFLocKeys.TEXT_WORDS, AFLocKeys.TEXT_SENTENCES):  # only the report vector changes
+            torch.testing.assert_close(out[key], base[key])
+        for b in range(3):
+            n = int(out[AFLocKeys.WORD_LENGTHS][b])  # CLS + n - 1 words: the words are positions 1 .. n - 1
+            torch.testing.assert_close(out[AFLocKeys.TEXT_REPORT][b], out[AFLocKeys.TEXT_WORDS][b, :, 1:n].mean(-1),
+                                       atol=1e-5, rtol=1e-5)
+        # the empty report has no word: the projection of a zero vector (its bias)
+        torch.testing.assert_close(out[AFLocKeys.TEXT_REPORT][3], enc.projection.bias)
+        # a prompt is pooled like the same words inside a longer text: no dependence on padding or [CLS]/[SEP] weight
+        short = enc(**enc.tokenize(["left effusion"]))[AFLocKeys.TEXT_REPORT]
+        padded = enc(**enc.tokenize(["left effusion"], max_length=40))[AFLocKeys.TEXT_REPORT]
+        torch.testing.assert_close(short, padded)
+
     def test_center(self):
         torch.manual_seed(0)
         enc = AFLocTextEncoder(_BERT, local_files_only=True, center=True, center_momentum=0.5)
@@ -182,6 +203,7 @@ class TestTextEncoder(unittest.TestCase):
             ({"max_length": 1}, ValueError),
             ({"projection_dim": -3}, ValueError),
             ({"projection_dim": 0}, ValueError),
+            ({"report_pooling": "cls"}, ValueError),
         ]
     )
     def test_ill_arg(self, kwargs, error):

@@ -12,5 +12,6 @@
 from __future__ import annotations
 
 from .centering import RunningMeanCentering
+from .position import FourierPositionEncoding
 
-__all__ = ["RunningMeanCentering"]
+__all__ = ["RunningMeanCentering", "FourierPositionEncoding"]

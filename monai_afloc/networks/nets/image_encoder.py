@@ -28,7 +28,9 @@ import torch.nn.functional as F
 from monai.networks.nets import DenseNet121, resnet10, resnet18, resnet34, resnet50
 from monai.utils import look_up_option
 
+from monai_afloc.networks.blocks.position import FourierPositionEncoding
 from monai_afloc.utils.enums import AFLocKeys
+from monai_afloc.utils.validation import check_int
 
 __all__ = ["AFLocImageEncoder", "SUPPORTED_IMAGE_BACKBONES"]
 
@@ -44,7 +46,7 @@ SUPPORTED_IMAGE_BACKBONES: dict[str, tuple[int, int, int]] = {
 _RESNETS = {"resnet10": resnet10, "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
 
 
-def _build_backbone(name: str, in_channels: int, stem_pool: bool = True) -> nn.Module:
+def _build_backbone(name: str, in_channels: int, stem_pool: bool = True, layer3_stride: int = 2) -> nn.Module:
     if name in _RESNETS:
         # these arguments give exactly torchvision's parameter names and numerics
         net = _RESNETS[name](
@@ -58,9 +60,17 @@ def _build_backbone(name: str, in_channels: int, stem_pool: bool = True) -> nn.M
             no_max_pool=not stem_pool,
         )
         net.fc = None
+        if layer3_stride == 1:
+            # the first layer3 block downsamples in one 3x3 convolution and its 1x1 shortcut: stride 1 in both keeps
+            # layer2's grid (the parameters are unchanged, so weights load either way)
+            for module in net.layer3[0].modules():
+                if isinstance(module, nn.Conv2d) and module.stride == (2, 2):
+                    module.stride = (1, 1)
         return net
     if not stem_pool:
         raise ValueError(f"stem_pool=False is available for the ResNet backbones, not {name!r}.")
+    if layer3_stride != 2:
+        raise ValueError(f"layer3_stride=1 is available for the ResNet backbones, not {name!r}.")
     net = DenseNet121(spatial_dims=2, in_channels=in_channels, out_channels=1)
     return net.features  # keys: conv0, norm0, ..., denseblock4, norm5 (torchvision's "features.*" minus the prefix)
 
@@ -82,6 +92,17 @@ class AFLocImageEncoder(nn.Module):
         stem_pool: keep the stem's 3x3 stride-2 max pool (True, reference). ``False`` (ResNets only) drops it, which
             doubles every feature grid (e.g. ResNet at 128 px: sentence-level regions 16x16 instead of 8x8) for about
             4x the backbone's compute; the parameters are the same, so weights load either way.
+        layer3_stride: stride of the first layer3 block (2, reference). ``1`` (ResNets only) keeps layer2's grid for
+            the sentence-level regions: ResNet at 128 px gives a 16x16 sentence grid instead of 8x8 for about 1.5x the
+            backbone's compute (layer3 and layer4 run on 4x the positions); the parameters are the same.
+        position_encoding: ``0`` (reference): none. ``K >= 1``: a learned :class:`~monai_afloc.networks.blocks.
+            FourierPositionEncoding` with ``K`` frequencies is added to the word- and sentence-level region
+            embeddings (one per level), so that the text–region alignment can learn where findings and location words
+            point to; not in the reference.
+        normalize_regions: L2-normalise every region embedding (word and sentence level) over ``D`` (False,
+            reference). With it the dot-product heatmap of a prompt is its cosine with each region times the prompt's
+            norm; meant for the multiple-instance local loss (:class:`monai_afloc.losses.MILLocalContrastiveLoss`),
+            which compares by cosine.
 
     Shapes (reference, 299 input, ResNet-50): ``image_words`` ``[B, D, 38, 38]``, ``image_sentences``
     ``[B, D, 19, 19]``, ``image_report`` ``[B, D]``.
@@ -107,12 +128,20 @@ class AFLocImageEncoder(nn.Module):
         freeze_backbone: bool = False,
         backbone_weights: str | None = None,
         stem_pool: bool = True,
+        layer3_stride: int = 2,
+        position_encoding: int = 0,
+        normalize_regions: bool = False,
     ) -> None:
         super().__init__()
         backbone = look_up_option(backbone, tuple(SUPPORTED_IMAGE_BACKBONES))
         if not isinstance(stem_pool, bool):
             raise TypeError(f"stem_pool must be a bool, got {type(stem_pool).__name__}: {stem_pool!r}.")
         self.stem_pool = stem_pool
+        self.layer3_stride = check_int("layer3_stride", layer3_stride, minimum=1, maximum=2)
+        self.position_encoding = check_int("position_encoding", position_encoding, minimum=0)
+        if not isinstance(normalize_regions, bool):
+            raise TypeError(f"normalize_regions must be a bool, got {type(normalize_regions).__name__}.")
+        self.normalize_regions = normalize_regions
         for name, value in (("embed_dim", embed_dim), ("in_channels", in_channels)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}.")
@@ -124,13 +153,16 @@ class AFLocImageEncoder(nn.Module):
         self.input_size = input_size
         c2, c3, c4 = SUPPORTED_IMAGE_BACKBONES[backbone]
         self.feature_channels = (c2, c3, c4)
-        self.backbone = _build_backbone(backbone, in_channels, stem_pool)
+        self.backbone = _build_backbone(backbone, in_channels, stem_pool, self.layer3_stride)
         if backbone_weights is not None:
             self.load_backbone_weights(backbone_weights)
         # names follow the AFLoc release so its checkpoints map one to one
         self.local2_embedder = nn.Conv2d(c2, embed_dim, kernel_size=1, bias=False)  # layer2 -> word-level regions
         self.local_embedder = nn.Conv2d(c3, embed_dim, kernel_size=1, bias=False)  # layer3 -> sentence-level regions
         self.global_embedder = nn.Linear(c4, embed_dim)  # pooled layer4 -> report-level vector
+        if self.position_encoding:
+            self.word_position = FourierPositionEncoding(embed_dim, self.position_encoding)
+            self.sentence_position = FourierPositionEncoding(embed_dim, self.position_encoding)
         if freeze_backbone:
             for p in self.backbone.parameters():
                 p.requires_grad_(False)
@@ -190,9 +222,14 @@ class AFLocImageEncoder(nn.Module):
             image = F.interpolate(image, size=(self.input_size, self.input_size), mode="bilinear", align_corners=True)
         f2, f3, f4 = self._features(image)
         pooled = torch.flatten(F.adaptive_avg_pool2d(f4, 1), 1)
+        words, sentences = self.local2_embedder(f2), self.local_embedder(f3)
+        if self.position_encoding:
+            words, sentences = self.word_position(words), self.sentence_position(sentences)
+        if self.normalize_regions:
+            words, sentences = F.normalize(words, dim=1), F.normalize(sentences, dim=1)
         return {
-            AFLocKeys.IMAGE_WORDS: self.local2_embedder(f2),
-            AFLocKeys.IMAGE_SENTENCES: self.local_embedder(f3),
+            AFLocKeys.IMAGE_WORDS: words,
+            AFLocKeys.IMAGE_SENTENCES: sentences,
             AFLocKeys.IMAGE_REPORT: self.global_embedder(pooled),
         }
 
@@ -233,7 +270,7 @@ class AFLocImageEncoder(nn.Module):
                 word = n // 2  # transition1: 2x2 average pool, floor
                 return word, word // 2  # transition2
             word = -(-n // 2)  # layer2 (stride 2, ceil)
-            return word, -(-word // 2)  # layer3
+            return word, -(-word // self.layer3_stride)  # layer3 (stride 2, ceil; 1 with layer3_stride=1)
 
         (h2, h3), (w2, w3) = grids(size[0]), grids(size[1])
         return (h2, w2), (h3, w3)

@@ -171,6 +171,12 @@ class AFLocTextEncoder(nn.Module):
             device), so training on a frozen text model runs it once per distinct report instead of once per step.
             Centring, pooling and the projection still run on every call. The cache is cleared whenever weights are
             loaded. ``0`` (default): no cache.
+        report_pooling: how the report vector is pooled: ``"reference"`` (the mean over all ``report_length``
+            positions of the word sequence, ``[CLS]``, ``[SEP]`` and padding included) or ``"words"`` (the mean of the
+            words between ``[CLS]`` and ``[SEP]``). Not in the reference: with ``"reference"`` a short prompt's vector
+            is dominated by ``[CLS]`` and ``[SEP]`` (2 of its 3–5 positions, against 2 of ~50 in a training report),
+            so prompts sit apart from the reports they were trained against; ``"words"`` pools prompts and reports
+            alike.
         model, tokenizer: alternatively, an already built ``transformers`` model and tokenizer.
 
     The tokenizer's vocabulary decides word grouping: WordPiece (``##`` continuation pieces) matches the reference
@@ -203,8 +209,10 @@ class AFLocTextEncoder(nn.Module):
         center_momentum: float = 0.05,
         feature_cache_size: int = 0,
         projection_bias: bool = True,
+        report_pooling: str = "reference",
     ) -> None:
         super().__init__()
+        self.report_pooling = look_up_option(report_pooling, ("reference", "words"))
         if isinstance(feature_cache_size, bool) or not isinstance(feature_cache_size, int) or feature_cache_size < 0:
             raise ValueError(f"feature_cache_size must be an int >= 0, got {feature_cache_size!r}.")
         self.feature_cache_size = feature_cache_size
@@ -469,6 +477,11 @@ class AFLocTextEncoder(nn.Module):
         words, word_lengths, sentences, sentence_lengths, report = pool_words_and_sentences(
             hidden, attention_mask, starts, is_period, report_length, self.aggregation
         )
+        if self.report_pooling == "words":
+            positions = torch.arange(words.shape[1], device=words.device)
+            inner = (positions[None] >= 1) & (positions[None] < word_lengths[:, None])  # w1..wn, no CLS / SEP
+            weights = inner.to(words.dtype) / inner.sum(1, keepdim=True).clamp_min(1).to(words.dtype)
+            report = torch.einsum("btd,bt->bd", words, weights)
         if self.projection is not None:
             words, sentences, report = self.projection(words), self.projection(sentences), self.projection(report)
         return {
