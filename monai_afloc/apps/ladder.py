@@ -17,7 +17,9 @@ Rungs (each trained with the demo recipe's backbone, input size, batch size and 
      (per-cell binary cross-entropy against the masks area-pooled to the grid) — the upper bound of that grid;
   2. ``label_cam``: the same head trained from the image-level finding labels only (binary cross-entropy of the
      class maps' spatial mean: a class activation map);
-  3. ``afloc``, 4. ``global_only``, 5. ``word_global``: the demo's AFLoc and its two ablations (no boxes, no labels);
+  3. ``afloc``, 4. ``attention_local``, ``global_only``, ``word_global``: the demo's AFLoc and its ablations (the
+     reference's attention local terms instead of the multiple-instance ones; global term only; words + global);
+     no boxes, no labels;
   6. ``prior``: the prompt-only prior (the mean training mask of each prompt; it never sees the test image);
   7. ``shuffled``: AFLoc's heatmap computed on another test image.
 Every rung is scored with the same protocol (:func:`monai_afloc.metrics.localization_report`, location-free prompts)
@@ -54,7 +56,8 @@ logger = logging.getLogger("monai_afloc.ladder")
 
 #: the rungs, top (most supervision) to bottom
 LADDER_RUNGS: tuple[str, ...] = (
-    "supervised_segmentation", "label_cam", "afloc", "global_only", "word_global", "prior", "shuffled",
+    "supervised_segmentation", "label_cam", "afloc", "attention_local", "global_only", "word_global", "prior",
+    "shuffled",
 )
 #: the rungs trained here (the others come from the demo)
 MAP_BASELINES: tuple[str, ...] = ("supervised_segmentation", "label_cam")
@@ -67,17 +70,18 @@ class ClassMapNet(nn.Module):
 
     Args:
         n_classes: number of classes ``C`` (>= 1).
-        backbone, stem_pool, input_size: as :class:`monai_afloc.networks.nets.AFLocImageEncoder`.
+        backbone, stem_pool, input_size, layer3_stride: as :class:`monai_afloc.networks.nets.AFLocImageEncoder`.
     """
 
     def __init__(self, n_classes: int, backbone: str = "resnet10", stem_pool: bool = True,
-                 input_size: int | None = None) -> None:
+                 input_size: int | None = None, layer3_stride: int = 2) -> None:
         super().__init__()
         from monai_afloc.networks.nets import AFLocImageEncoder
 
         if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 1:
             raise ValueError(f"n_classes must be an int >= 1, got {n_classes!r}.")
-        self.encoder = AFLocImageEncoder(backbone, embed_dim=n_classes, input_size=input_size, stem_pool=stem_pool)
+        self.encoder = AFLocImageEncoder(backbone, embed_dim=n_classes, input_size=input_size, stem_pool=stem_pool,
+                                         layer3_stride=layer3_stride)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         from monai_afloc.utils.enums import AFLocKeys
@@ -95,6 +99,7 @@ def train_class_map_baseline(
     seed: int = 0,
     backbone: str = "resnet10",
     stem_pool: bool = True,
+    layer3_stride: int = 2,
     amp: bool | str = "auto",
 ) -> ClassMapNet:
     """
@@ -121,7 +126,7 @@ def train_class_map_baseline(
         raise ValueError(f"{kind} needs targets shaped {'[N, C]' if kind == 'label_cam' else '[N, C, h, w]'}, got "
                          f"{tuple(targets.shape)}.")
     torch.manual_seed(seed)
-    net = ClassMapNet(targets.shape[1], backbone=backbone, stem_pool=stem_pool)
+    net = ClassMapNet(targets.shape[1], backbone=backbone, stem_pool=stem_pool, layer3_stride=layer3_stride)
     device = frames.device
     enabled, amp_kwargs = resolve_amp(amp, device)
     opt = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=1e-6)
@@ -253,7 +258,7 @@ def run_ladder(
     (with ``ablations``; without, the ``global_only`` and ``word_global`` rungs are left out, which saves two thirds
     of the time); the two map baselines are trained here with the same backbone, size, batch and steps.
     """
-    from monai_afloc.apps.demo import DEMO_SETTINGS, _labels, run_demo
+    from monai_afloc.apps.demo import ABLATIONS, DEMO_SETTINGS, _labels, run_demo
     from monai_afloc.apps.evaluation import read_synthetic_annotations
     from monai_afloc.apps.synthetic import SYNTHETIC_FINDINGS, SyntheticCXRGenerator, make_synthetic_dataset
     from monai_afloc.inference_settings import grid_scaled_sigma, sentence_grid_size
@@ -276,12 +281,13 @@ def run_ladder(
     settings = dict(DEMO_SETTINGS, **(overrides or {}))
     size, batch = int(settings["image_size"]), int(settings["batch_size"])
     backbone, stem_pool = settings["backbone"], bool(settings.get("stem_pool", True))
+    layer3_stride = int(settings.get("layer3_stride", 2))
     gen = info["generator"]
     generator = SyntheticCXRGenerator(image_size=tuple(gen["image_size"]), seed=gen["seed"],
                                       max_findings=gen["max_findings"], normal_fraction=gen["normal_fraction"])
     findings = list(SYNTHETIC_FINDINGS)
     # the grid and its smoothing by stride arithmetic, exactly as every AFLoc entry point derives them
-    encoder = ClassMapNet(len(findings), backbone=backbone, stem_pool=stem_pool).encoder
+    encoder = ClassMapNet(len(findings), backbone=backbone, stem_pool=stem_pool, layer3_stride=layer3_stride).encoder
     grid, sigma = sentence_grid_size(encoder, size), grid_scaled_sigma(encoder, size)
     frames, mask_targets, label_targets = _training_targets(paths["pretraining_csv"], generator, findings, size, grid)
     items = read_synthetic_annotations(paths["annotated_json"])
@@ -305,7 +311,7 @@ def run_ladder(
             os.symlink(data_dir, os.path.join(run_dir, "data"))
         demo = run_demo(run_dir, ablations=ablations, seed=seed, steps=steps, overrides=overrides)
         row["demo_minutes"] = {"minutes": demo["minutes_total"]}
-        for rung in ("afloc", "global_only", "word_global", "prior", "shuffled"):
+        for rung in ("afloc", *ABLATIONS, "prior", "shuffled"):
             if rung not in demo:
                 continue
             mean = demo[rung]["mean"]
@@ -316,7 +322,8 @@ def run_ladder(
             targets = mask_targets if kind == "supervised_segmentation" else label_targets
             net = train_class_map_baseline(kind, frames, targets, steps, batch_size=batch,
                                            learning_rate=float(settings["learning_rate"]), seed=seed,
-                                           backbone=backbone, stem_pool=stem_pool, amp=settings.get("amp", "auto"))
+                                           backbone=backbone, stem_pool=stem_pool, layer3_stride=layer3_stride,
+                                           amp=settings.get("amp", "auto"))
             with torch.no_grad():
                 maps = torch.cat([net(test_frames[s : s + 64]) for s in range(0, len(test_frames), 64)]).float()
             report = evaluate_class_maps(maps, items, image_index, class_index, truth, valid, sigma, size)
